@@ -1,0 +1,90 @@
+"""`base_model`: the checkpoint every role of every iteration starts from.
+
+Either the embedded default (a tiny Qwen2.5-VL built and warm-started
+locally, see `recipes.bootstrap.build_base_model`) or a user's local Hugging
+Face VLM directory (`model_path`), which is validated and recorded, never
+copied. Materialize from the UI's launchpad or `zeroforge demo`.
+"""
+
+
+import json
+
+import dagster as dg
+
+from assets.resources import ZeroforgeHome
+from evaluation.plots import accuracy_bars, loss_curve, png_markdown
+from models.loading import describe_model
+from models.warmstart import WarmStartConfig
+from recipes.bootstrap import BaseModelBuild, build_base_model
+
+
+class BaseModelConfig(dg.Config):
+    """Launchpad knobs. Leave `model_path` empty for the embedded model."""
+
+    model_path: str = ""
+    size: str = "small"
+    n_train_images: int = 800
+    n_eval_images: int = 150
+    warm_start_steps: int = 400
+    warm_start_minutes: float = 4.0
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    seed: int = 0
+
+    def build(self) -> BaseModelBuild:
+        return BaseModelBuild(
+            size=self.size,
+            n_train_images=self.n_train_images,
+            n_eval_images=self.n_eval_images,
+            seed=self.seed,
+            warm_start=WarmStartConfig(
+                steps=self.warm_start_steps,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                max_minutes=self.warm_start_minutes,
+                seed=self.seed,
+            ),
+        )
+
+
+@dg.asset(group_name="foundation", kinds={"pytorch", "huggingface"})
+def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home: ZeroforgeHome) -> dg.MaterializeResult:
+    """The warm-started base VLM (or a user's checkpoint), as a Hugging Face directory."""
+    if config.model_path:
+        info = describe_model(config.model_path)  # raises a clear error if it is not a checkpoint
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(info.path),
+                "architecture": info.architecture,
+                "model_type": info.model_type,
+                "source": "user checkpoint",
+            }
+        )
+    final = home.base_model_dir()
+    with home.atomic_dir(final) as tmp:
+        report = build_base_model(tmp, config.build(), progress=True)
+        (tmp / "loss.png").write_bytes(loss_png := loss_curve(report["loss"], "warm-start loss"))
+        (tmp / "accuracy.png").write_bytes(acc_png := accuracy_bars(report["held_out_accuracy"]))
+    acc = report["held_out_accuracy"]
+    table = "| task type | accuracy | 95% CI | n |\n|---|---|---|---|\n" + "\n".join(
+        f"| {k} | {v['accuracy']:.3f} | {v['ci95'][0]:.3f}-{v['ci95'][1]:.3f} | {v['n']} |" for k, v in acc.items()
+    )
+    context.log.info(f"base model: {report['parameters']:,} parameters, held-out accuracy {acc['all']}")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(final)),
+            "source": "embedded",
+            "size": config.size,
+            "parameters": report["parameters"],
+            "held_out_accuracy": acc["all"]["accuracy"],
+            "held_out_n": acc["all"]["n"],
+            "questioner_format_rate": report["questioner_format_rate"],
+            "warm_start_steps": report["warm_start"]["steps"],
+            "final_loss": report["loss"][-1],
+            "wall_time_s": round(report["seconds"], 1),
+            "accuracy_by_type": dg.MetadataValue.md(table),
+            "accuracy_plot": dg.MetadataValue.md(png_markdown(acc_png, "held-out accuracy")),
+            "loss_plot": dg.MetadataValue.md(png_markdown(loss_png, "warm-start loss")),
+            "build_config": dg.MetadataValue.json(json.loads(json.dumps(report["build"]))),
+        }
+    )

@@ -1,0 +1,87 @@
+"""Resources: every path and every piece of infrastructure the assets touch.
+
+`ZeroforgeHome` owns the on-disk layout (nothing is written to the working
+directory); `ComputeResource` says where models run. Both are chosen by
+environment: `ZEROFORGE_HOME` and `ZEROFORGE_DEVICE` set them for the CLI,
+the webserver and the tests alike.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+
+def default_home() -> str:
+    return os.environ.get("ZEROFORGE_HOME", str(Path.home() / ".zeroforge"))
+
+
+class ZeroforgeHome(dg.ConfigurableResource):
+    """Root of everything zeroforge writes: models, pools, task sets, checkpoints, quarantine."""
+
+    root: str = ""  # empty: $ZEROFORGE_HOME, else ~/.zeroforge
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root or default_home()).expanduser().resolve()
+
+    def dir(self, *parts: str) -> Path:
+        p = self.path.joinpath(*parts)
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def base_model_dir(self) -> Path:
+        return self.path / "models" / "base"
+
+    def pool_root(self) -> Path:
+        return self.dir("pool")
+
+    def quarantine_dir(self, asset: str, partition: str | None = None) -> Path:
+        return self.dir("quarantine", asset, *(p for p in [partition] if p))
+
+    @contextmanager
+    def atomic_dir(self, final: Path):
+        """Yield a temp dir beside `final`; on success replace `final` with it in one rename.
+
+        A crash leaves only a `.tmp-*` folder, never a half-written `final`.
+        """
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            yield tmp
+            if final.exists():
+                old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
+                final.rename(old)
+                tmp.rename(final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+class ComputeResource(dg.ConfigurableResource):
+    """Where models run: "auto" picks CUDA when present, else CPU."""
+
+    device: str = "auto"
+
+    def resolved_device(self) -> str:
+        if self.device != "auto":
+            return self.device
+        from models.loading import default_device
+
+        return default_device()
+
+
+def resources_from_env() -> dict:
+    return {
+        "home": ZeroforgeHome(root=os.environ.get("ZEROFORGE_HOME", "")),
+        "compute": ComputeResource(device=os.environ.get("ZEROFORGE_DEVICE", "auto")),
+    }

@@ -1,0 +1,79 @@
+"""Small matplotlib plots as PNG bytes, for asset metadata and reports.
+
+Dagster renders markdown metadata, so a PNG embedded as a data URI shows up
+inline on the asset's page (`png_markdown`); the same bytes are also written
+next to the artifact for anyone reading the files directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: no display on servers or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def _to_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def png_markdown(png: bytes, alt: str = "plot") -> str:
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def loss_curve(losses: Sequence[float], title: str = "training loss", smooth: int = 10) -> bytes:
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(range(len(losses)), losses, alpha=0.35, label="per step")
+    if len(losses) >= smooth:
+        k = smooth
+        avg = [sum(losses[i - k + 1 : i + 1]) / k for i in range(k - 1, len(losses))]
+        ax.plot(range(k - 1, len(losses)), avg, label=f"mean of {k}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    return _to_png(fig)
+
+
+def accuracy_bars(acc: Mapping[str, Mapping], title: str = "held-out accuracy", chance: float | None = 0.25) -> bytes:
+    """Bars with 95% intervals from {name: {"accuracy", "ci95", "n"}}."""
+    names = list(acc)
+    vals = [acc[n]["accuracy"] for n in names]
+    err = [[v - acc[n]["ci95"][0] for n, v in zip(names, vals)], [acc[n]["ci95"][1] - v for n, v in zip(names, vals)]]
+    fig, ax = plt.subplots(figsize=(max(4, 0.8 * len(names)), 3))
+    ax.bar(names, vals, yerr=err, capsize=3)
+    if chance is not None:
+        ax.axhline(chance, ls="--", c="grey", lw=1, label="chance")
+        ax.legend()
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=30)
+    return _to_png(fig)
+
+
+def contact_sheet(images: Sequence[Image.Image], labels: Sequence[str] | None = None, cols: int = 8, cell: int = 64) -> bytes:
+    """A grid of thumbnails, optionally captioned, as PNG."""
+    from PIL import ImageDraw
+
+    rows = max(1, (len(images) + cols - 1) // cols)
+    label_h = 12 if labels else 0
+    sheet = Image.new("RGB", (cols * cell, rows * (cell + label_h)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, img in enumerate(images):
+        x, y = (i % cols) * cell, (i // cols) * (cell + label_h)
+        thumb = img.convert("RGB").copy()
+        thumb.thumbnail((cell, cell))
+        sheet.paste(thumb, (x, y))
+        if labels:
+            draw.text((x + 1, y + cell), str(labels[i])[:10], fill="black")
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    return buf.getvalue()

@@ -1,0 +1,204 @@
+"""The image pool: webdataset shards on disk plus a LanceDB metadata table.
+
+``ImagePool(root)`` is where every source's images end up: pixels live in
+``root/shards/pool-NNNNNN.tar`` (see ``retrieval.shards``), and one row per image lives
+in the LanceDB table ``images`` under ``root/lancedb`` with columns
+
+    id, source, shard (file name under root/shards), key (sample key in the shard),
+    caption, difficulty (int32), kind ("" when not procedural), width, height (int32),
+    meta_json (the record's meta as JSON)
+
+Usage::
+
+    pool = ImagePool("data/pool")
+    report = pool.add(build_source("procedural", n=1000).iter_items())
+    ids = pool.sample(32, seed=0, where="source = 'procedural' AND difficulty <= 2")
+    img = pool.get_image(ids[0])
+
+``add`` is idempotent: ids already in the table are skipped and counted as duplicates,
+and rejected inputs are quarantined under ``root/quarantine`` (or a given directory).
+Shards are written first and rows appended after, so a crash in between leaves only
+unreferenced shards, never rows pointing at missing pixels.  One writer at a time.
+
+Embeddings (planned): they go in a separate table per embedding model, e.g.
+``embeddings_<model>`` with ``id`` (str, join key to ``images``) and ``vector``
+(``fixed_size_list<float32>[dim]``).  Keeping them apart lets models of different
+dimensions coexist, lets LanceDB build a vector index on a column without nulls, and
+lets re-embedding happen without rewriting the metadata rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lancedb
+import pandas as pd
+import pyarrow as pa
+from PIL import Image
+
+from retrieval.shards import existing_shards, load_image, shard_key, write_shards
+from retrieval.sources.base import ImageRecord, Rejected
+from retrieval.sources.quarantine import quarantine
+
+TABLE = "images"
+SHARD_PREFIX = "pool"
+SCHEMA = pa.schema([
+    pa.field("id", pa.string(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("shard", pa.string(), nullable=False),
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("caption", pa.string()),
+    pa.field("difficulty", pa.int32()),
+    pa.field("kind", pa.string()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("meta_json", pa.string()),
+])
+
+
+@dataclass
+class PoolReport:
+    """Outcome of one ``ImagePool.add`` call.
+
+    ``by_source`` maps source name -> {"added", "rejected", "duplicates"} counts;
+    ``rejections`` holds one dict per Rejected (source, ref, reason, path, quarantine);
+    ``shards`` are the names of the shards this call wrote.
+    """
+
+    added: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    by_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    rejections: list[dict] = field(default_factory=list)
+    shards: list[str] = field(default_factory=list)
+
+    def _bump(self, source: str, what: str) -> None:
+        counts = self.by_source.setdefault(source, {"added": 0, "rejected": 0, "duplicates": 0})
+        counts[what] += 1
+
+
+def _sql_str(value: str) -> str:
+    """Quote a string literal for a LanceDB filter ('it''s')."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+class ImagePool:
+    """Shards + LanceDB metadata under one root directory (created if missing)."""
+
+    def __init__(self, root: str | os.PathLike, maxcount: int = 1000) -> None:
+        self.root = Path(root)
+        self.shard_dir = self.root / "shards"
+        self.db_dir = self.root / "lancedb"
+        self.maxcount = maxcount
+        self.shard_dir.mkdir(parents=True, exist_ok=True)
+        self.db = lancedb.connect(str(self.db_dir))
+        self._table = self.db.create_table(TABLE, schema=SCHEMA, exist_ok=True)
+        missing = [f.name for f in SCHEMA if f.name not in self._table.schema.names]
+        if missing:
+            raise ValueError(f"table {TABLE!r} in {self.db_dir} lacks columns {missing}; "
+                             f"found {self._table.schema.names}")
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, items: Iterable[ImageRecord | Rejected],
+            quarantine_dir: str | os.PathLike | None = None) -> PoolReport:
+        """Add new records (skipping known ids) and quarantine rejections."""
+        qdir = Path(quarantine_dir) if quarantine_dir is not None else self.root / "quarantine"
+        report = PoolReport()
+        known = set(self.ids())
+        rows: dict[str, dict] = {}
+
+        def fresh_records():
+            # Generator so write_shards streams: images are encoded and dropped one by one.
+            for item in items:
+                if isinstance(item, Rejected):
+                    qpath = quarantine(item, qdir)
+                    report.rejected += 1
+                    report._bump(item.source, "rejected")
+                    report.rejections.append({"source": item.source, "ref": item.ref, "reason": item.reason,
+                                              "path": item.path, "quarantine": str(qpath)})
+                elif isinstance(item, ImageRecord):
+                    if item.id in known:
+                        report.duplicates += 1
+                        report._bump(item.source, "duplicates")
+                        continue
+                    known.add(item.id)
+                    kind = item.meta.get("kind", "")
+                    rows[shard_key(item.id)] = {
+                        "id": item.id, "source": item.source, "shard": None,
+                        "key": shard_key(item.id), "caption": item.caption,
+                        "difficulty": int(item.difficulty), "kind": kind if isinstance(kind, str) else "",
+                        "width": item.image.width, "height": item.image.height,
+                        "meta_json": json.dumps(item.meta, sort_keys=True),
+                    }
+                    report.added += 1
+                    report._bump(item.source, "added")
+                    yield item
+                else:
+                    raise TypeError(f"ImagePool.add expects ImageRecord or Rejected items, "
+                                    f"got {type(item).__name__}")
+
+        infos = write_shards(fresh_records(), self.shard_dir, prefix=SHARD_PREFIX, maxcount=self.maxcount)
+        for info in infos:
+            for key in info.keys:
+                rows[key]["shard"] = info.path.name
+            report.shards.append(info.path.name)
+        if rows:
+            self._table.add(pa.Table.from_pylist(list(rows.values()), schema=SCHEMA))
+        return report
+
+    # ------------------------------------------------------------------ reading
+
+    def table(self):
+        """The LanceDB ``images`` table (for custom queries)."""
+        return self._table
+
+    def count(self, where: str | None = None) -> int:
+        return self._table.count_rows(where) if where else self._table.count_rows()
+
+    def ids(self) -> list[str]:
+        if self._table.count_rows() == 0:
+            return []
+        return self._table.search().select(["id"]).limit(None).to_arrow().column("id").to_pylist()
+
+    def records(self, where: str | None = None) -> pd.DataFrame:
+        """Metadata rows (all, or those matching a LanceDB SQL filter) as a DataFrame."""
+        query = self._table.search()
+        if where:
+            query = query.where(where)
+        return query.limit(None).to_pandas()
+
+    def shards(self) -> list[Path]:
+        """All completed shard files of the pool."""
+        return existing_shards(self.shard_dir, SHARD_PREFIX)
+
+    def _row(self, image_id: str) -> dict:
+        df = self.records(f"id = {_sql_str(image_id)}")
+        if df.empty:
+            raise KeyError(f"no image with id {image_id!r} in pool {self.root}")
+        return df.iloc[0].to_dict()
+
+    def get_image(self, image_id: str) -> Image.Image:
+        """The RGB pixels of one image."""
+        row = self._row(image_id)
+        return load_image(self.shard_dir / row["shard"], row["key"])
+
+    def get_record(self, image_id: str) -> ImageRecord:
+        """Image plus metadata, rebuilt as an ``ImageRecord``."""
+        row = self._row(image_id)
+        return ImageRecord(id=row["id"], source=row["source"],
+                           image=load_image(self.shard_dir / row["shard"], row["key"]),
+                           caption=row["caption"], difficulty=int(row["difficulty"]),
+                           meta=json.loads(row["meta_json"]))
+
+    def sample(self, n: int, seed: int, where: str | None = None) -> list[str]:
+        """``n`` distinct ids drawn without replacement, deterministic in (seed, pool content)."""
+        ids = sorted(self.records(where)["id"]) if self.count() else []
+        if not 0 <= n <= len(ids):
+            raise ValueError(f"cannot sample {n} ids: {len(ids)} match where={where!r}")
+        return random.Random(seed).sample(ids, n)

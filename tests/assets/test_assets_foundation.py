@@ -1,0 +1,123 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from PIL import Image
+
+from assets.base_model import base_model
+from assets.image_pool import image_pool
+from assets.resources import ComputeResource, ZeroforgeHome
+from models.loading import load_vlm
+from retrieval.pool import ImagePool
+from zeroforge.cli import PROFILES
+
+SMOKE = PROFILES["smoke"]
+
+
+def _materialize(assets, home, run_config, instance=None):
+    return dg.materialize(
+        assets,
+        resources={"home": ZeroforgeHome(root=str(home)), "compute": ComputeResource(device="cpu")},
+        run_config={"ops": {k: {"config": v} for k, v in run_config.items()}},
+        instance=instance or dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def _metadata(result, key):
+    [mat] = [e.materialization for e in result.get_asset_materialization_events() if e.materialization.asset_key.path == [key]]
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def test_foundation_assets_materialize(tmp_path):
+    result = _materialize([base_model, image_pool], tmp_path, SMOKE)
+    assert result.success
+    md = _metadata(result, "base_model")
+    assert md["source"] == "embedded" and 0.4e6 < md["parameters"] < 1.5e6
+    assert md["held_out_n"] > 0 and 0.0 <= md["held_out_accuracy"] <= 1.0
+    assert "| color |" in md["accuracy_by_type"] and md["loss_plot"].startswith("![")
+    model_dir = Path(md["path"])
+    report = json.loads((model_dir / "zeroforge_base.json").read_text())
+    assert report["warm_start"]["steps"] == SMOKE["base_model"]["warm_start_steps"]
+    assert "all" in report["held_out_accuracy"]
+    load_vlm(model_dir)  # the materialized checkpoint loads as an ordinary HF directory
+    assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".tmp-")]
+
+    pool_md = _metadata(result, "image_pool")
+    n = SMOKE["image_pool"]["procedural_images"]
+    assert pool_md["images"] == n and pool_md["added"] == n and pool_md["rejected"] == 0
+    pool = ImagePool(tmp_path / "pool")
+    assert pool.count() == n and len(pool.shards()) == pool_md["shards"]
+
+
+def test_image_pool_quarantines_corrupt_user_files_and_is_incremental(tmp_path):
+    folder = tmp_path / "user_images"
+    folder.mkdir()
+    for i, colour in enumerate(["red", "blue"]):
+        Image.new("RGB", (40, 30), colour).save(folder / f"ok{i}.png")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "notanimage.jpg").write_text("hello")
+    cfg = {"image_pool": {"procedural_images": 10, "include_skimage": False, "folders": [str(folder)]}}
+    home = tmp_path / "home"
+    result = _materialize([image_pool], home, cfg)
+    assert result.success
+    md = _metadata(result, "image_pool")
+    assert md["images"] == 12 and md["rejected"] == 2
+    assert md["by_source"] == {"folder": 2, "procedural": 10}
+    assert "empty.png" in md["rejections"] and "notanimage.jpg" in md["rejections"]
+    quarantined = list((home / "quarantine" / "image_pool").rglob("*.reason.json"))
+    assert len(quarantined) == 2
+
+    shards_before = {p.name: p.stat().st_mtime_ns for p in (home / "pool" / "shards").iterdir()}
+    Image.new("RGB", (40, 30), "green").save(folder / "ok2.png")
+    again = _materialize([image_pool], home, cfg)
+    md2 = _metadata(again, "image_pool")
+    assert md2["images"] == 13 and md2["added"] == 1 and md2["duplicates_skipped"] == 12
+    after = {p.name: p.stat().st_mtime_ns for p in (home / "pool" / "shards").iterdir()}
+    assert all(after[name] == mtime for name, mtime in shards_before.items())  # nothing rewritten
+    assert len(after) == len(shards_before) + 1
+
+
+def test_base_model_accepts_a_user_checkpoint(tmp_path, tiny_model_dir):
+    result = _materialize([base_model], tmp_path, {"base_model": {"model_path": str(tiny_model_dir)}})
+    assert result.success
+    md = _metadata(result, "base_model")
+    assert md["source"] == "user checkpoint" and md["architecture"] == "Qwen2_5_VLForConditionalGeneration"
+    assert not (tmp_path / "models").exists()  # a user's checkpoint is recorded, never copied
+
+
+def test_base_model_with_a_bad_path_fails_with_a_clear_error(tmp_path):
+    result = _materialize([base_model], tmp_path, {"base_model": {"model_path": str(tmp_path / "nope")}})
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert "does not exist" in failure.step_failure_data.error.cause.message
+
+
+def test_definitions_load_with_the_demo_job():
+    from orchestration.definitions import defs
+
+    job = defs.resolve_job_def("demo_job")
+    keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
+    assert keys == {"base_model", "image_pool"}
+    assert Path(__file__).parents[2].joinpath("workspace.yaml").read_text().count("orchestration.definitions") == 1
+
+
+def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
+    """README command 1 in miniature: the CLI runs the job on $ZEROFORGE_HOME/dagster, where `make ui` looks."""
+    env = {**os.environ, "ZEROFORGE_HOME": str(tmp_path)}
+    env.pop("DAGSTER_HOME", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zeroforge.cli", "demo", "--profile", "smoke"],
+        env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "zeroforge demo (smoke) succeeded" in proc.stdout
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    for key in ("base_model", "image_pool"):
+        assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+    runs = instance.get_runs()
+    assert len(runs) == 1 and runs[0].job_name == "demo_job"

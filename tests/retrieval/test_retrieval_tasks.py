@@ -1,0 +1,146 @@
+"""Tests for retrieval.world.tasks: option structure, answers re-derived from the scene."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+
+import pytest
+
+from retrieval.world import sample_world
+from retrieval.world.palette import ALL_SHAPES, COLOR_NAMES
+from retrieval.world.tasks import TASK_TYPES, LabeledTask, format_mc, make_tasks, world_corpus
+
+LETTERS = "ABCD"
+
+
+@pytest.fixture(scope="module")
+def tasks_with_images():
+    rng = random.Random(11)
+    return [(w, t) for w in sample_world(240, seed=2) for t in make_tasks(w, rng)]
+
+
+def _objects_matching(objs, phrase):
+    """Objects whose attributes match every word of a description like 'small red circle'."""
+    words = phrase.split()
+    out = []
+    for o in objs:
+        attrs = {o["size"], o["color"], o["shape"]}
+        if all(wd in attrs for wd in words):
+            out.append(o)
+    return out
+
+
+def _expected_answer(w, t) -> str:
+    """Independent re-derivation of the right answer from the scene."""
+    sc, q = w.scene, t.question
+    if t.task_type == "color":
+        (obj,) = _objects_matching(sc["objects"], re.fullmatch(r"What color is the (.+)\?", q)[1])
+        return obj["color"]
+    if t.task_type == "shape":
+        (obj,) = _objects_matching(sc["objects"], re.fullmatch(r"What shape is the (.+) object\?", q)[1])
+        return obj["shape"]
+    if t.task_type == "count":
+        m = re.fullmatch(r"How many (\w+)(?: shapes)? are there\?", q)
+        word = m[1]
+        if word == "shapes":
+            return str(len(sc["objects"]))
+        if word in COLOR_NAMES:
+            return str(sum(o["color"] == word for o in sc["objects"]))
+        return str(sum(o["shape"] + "s" == word for o in sc["objects"]))
+    if t.task_type == "relation":
+        m = re.fullmatch(r"Where is the (.+) relative to the (.+)\?", q)
+        (a,), (b,) = _objects_matching(sc["objects"], m[1]), _objects_matching(sc["objects"], m[2])
+        dx, dy = a["x"] - b["x"], a["y"] - b["y"]
+        if abs(dx) > abs(dy):
+            return "left of" if dx < 0 else "right of"
+        return "above" if dy < 0 else "below"
+    if t.task_type in ("chart_max", "chart_min"):
+        pick = max if t.task_type == "chart_max" else min
+        return sc["labels"][sc["values"].index(pick(sc["values"]))]
+    if t.task_type == "chart_value":
+        lab = q.rstrip("?").split()[-1]
+        return str(sc["values"][sc["labels"].index(lab)])
+    if t.task_type == "grid_count":
+        m = re.fullmatch(r"How many (\w+) cells are there\?", q)
+        if m[1] == "filled":
+            return str(sum(map(sum, sc["cells"])))
+        return str(sum(c == m[1] for row in sc["colors"] for c in row))
+    if t.task_type == "grid_row":
+        row = sc["cells"][0] if "top row" in q else sc["cells"][-1]
+        return str(sum(row))
+    raise AssertionError(f"untested task type {t.task_type}")
+
+
+def test_every_task_type_is_produced(tasks_with_images):
+    counts = Counter(t.task_type for _, t in tasks_with_images)
+    assert set(counts) == set(TASK_TYPES), counts
+
+
+def test_options_structure(tasks_with_images):
+    letters = Counter()
+    for _, t in tasks_with_images:
+        assert len(t.options) == 4 and len(set(t.options)) == 4
+        assert t.answer in LETTERS
+        assert t.options[LETTERS.index(t.answer)] == t.answer_text
+        letters[t.answer] += 1
+    # Shuffling spreads the right answer over all letters (no positional shortcut).
+    assert set(letters) == set(LETTERS) and min(letters.values()) > 0.15 * sum(letters.values())
+
+
+def test_answers_are_correct_and_unambiguous(tasks_with_images):
+    # _expected_answer unpacks exactly one matching object, so ambiguity fails the test.
+    for w, t in tasks_with_images:
+        assert t.answer_text == _expected_answer(w, t), (w.id, t.question, t.options, w.scene)
+
+
+def test_questions_do_not_leak_the_answer(tasks_with_images):
+    for _, t in tasks_with_images:
+        words = set(t.question.rstrip("?").split())
+        if t.task_type == "color":
+            assert not words & set(COLOR_NAMES), t.question
+        elif t.task_type == "shape":
+            assert not words & set(ALL_SHAPES), t.question
+
+
+def test_distractors_are_plausible(tasks_with_images):
+    for _, t in tasks_with_images:
+        if t.task_type == "color":
+            assert set(t.options) <= set(COLOR_NAMES)
+        elif t.task_type == "shape":
+            assert set(t.options) <= set(ALL_SHAPES)
+        elif t.task_type in ("count", "chart_value", "grid_count", "grid_row"):
+            assert all(o.isdigit() for o in t.options)
+
+
+def test_make_tasks_deterministic_given_rng():
+    w = sample_world(3, seed=9)[0]
+    a, b = make_tasks(w, random.Random(5)), make_tasks(w, random.Random(5))
+    assert a == b
+
+
+def test_format_mc():
+    text = format_mc("What color is the circle?", ["red", "blue", "green", "yellow"])
+    assert text == "What color is the circle?\nA. red\nB. blue\nC. green\nD. yellow"
+    with pytest.raises(ValueError, match="exactly 4"):
+        format_mc("q?", ["a", "b", "c"])
+
+
+def test_labeled_task_validates():
+    with pytest.raises(ValueError, match="option B"):
+        LabeledTask("t", "i", "color", "q?", ["red", "blue", "green", "black"], "B", "red")
+    with pytest.raises(ValueError, match="4 distinct"):
+        LabeledTask("t", "i", "color", "q?", ["red", "red", "green", "black"], "A", "red")
+
+
+def test_corpus_covers_all_world_words():
+    tokenize = re.compile(r"[A-Za-z]+|\d+").findall
+    vocab = set(tokenize("\n".join(world_corpus(n=60, seed=0))))
+    assert {str(i) for i in range(21)} <= vocab
+    rng = random.Random(99)
+    for w in sample_world(300, seed=77):  # a different seed than the corpus used
+        words = set(tokenize(w.caption))
+        for t in make_tasks(w, rng):
+            words |= set(tokenize(t.prompt()))
+        assert words <= vocab, words - vocab
