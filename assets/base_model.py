@@ -8,10 +8,12 @@ copied. Materialize from the UI's launchpad or `zeroforge demo`.
 
 
 import json
+from pathlib import Path
 
 import dagster as dg
 
 from assets.resources import ZeroforgeHome
+from assets.store import IterationStore
 from evaluation.plots import accuracy_bars, loss_curve, png_markdown
 from models.loading import describe_model
 from models.warmstart import WarmStartConfig
@@ -52,6 +54,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
     """The warm-started base VLM (or a user's checkpoint), as a Hugging Face directory."""
     if config.model_path:
         info = describe_model(config.model_path)  # raises a clear error if it is not a checkpoint
+        IterationStore(home.path).set_base_model(Path(info.path), "user checkpoint")
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(info.path),
@@ -65,6 +68,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
         report = build_base_model(tmp, config.build(), progress=True)
         (tmp / "loss.png").write_bytes(loss_png := loss_curve(report["loss"], "warm-start loss"))
         (tmp / "accuracy.png").write_bytes(acc_png := accuracy_bars(report["held_out_accuracy"]))
+    IterationStore(home.path).set_base_model(final, "embedded")
     acc = report["held_out_accuracy"]
     table = "| task type | accuracy | 95% CI | n |\n|---|---|---|---|\n" + "\n".join(
         f"| {k} | {v['accuracy']:.3f} | {v['ci95'][0]:.3f}-{v['ci95'][1]:.3f} | {v['n']} |" for k, v in acc.items()

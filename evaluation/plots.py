@@ -77,3 +77,28 @@ def contact_sheet(images: Sequence[Image.Image], labels: Sequence[str] | None = 
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def curves(series: Mapping[str, Sequence[float]], title: str, xlabel: str = "step") -> bytes:
+    """Several named series on one axis (reward components, loss), each against its index."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for name, ys in series.items():
+        if len(ys):
+            ax.plot(range(1, len(ys) + 1), list(ys), marker="." if len(ys) < 40 else None, label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _to_png(fig)
+
+
+def consistency_histogram(c_values: Sequence[float], band: tuple[float, float], title: str = "Solver agreement c") -> bytes:
+    """Histogram of c with the consistency band shaded: where the frontier tasks are."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.axvspan(band[0], band[1], color="tab:green", alpha=0.15, label=f"band [{band[0]}, {band[1]}]")
+    ax.hist(list(c_values), bins=[i / 10 + 0.05 for i in range(-1, 11)], rwidth=0.9)
+    ax.set_xlim(0, 1.05)
+    ax.set_xlabel("c (share of m answers agreeing with the majority)")
+    ax.set_ylabel("questions")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _to_png(fig)

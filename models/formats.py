@@ -35,8 +35,14 @@ def solver_prompt(question: str, options: list[str]) -> str:
     return f"{question}\n{format_options(options)}\n{SOLVER_INSTRUCTION}"
 
 
-def solver_target(letter: str) -> str:
-    return f"\\boxed{{{letter}}}"
+def solver_target(letter: str, answer_text: str | None = None) -> str:
+    """The reply taught in the warm start: the option's text, then its letter boxed.
+
+    Naming the option first splits the task into perception ("blue") and a
+    copy (the letter in front of "blue"), which a tiny model learns far faster
+    than image -> letter, and gives sampling a short reasoning step.
+    """
+    return f"{answer_text} \\boxed{{{letter}}}" if answer_text else f"\\boxed{{{letter}}}"
 
 
 def extract_boxed(text: str) -> str | None:

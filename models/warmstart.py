@@ -89,6 +89,24 @@ def collate(processor, batch: Sequence[SupervisedExample]) -> dict[str, torch.Te
     return dict(enc)
 
 
+def per_example_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy averaged over each example's reply tokens, then over examples.
+
+    The default token-mean lets long replies (a Questioner's 100-token
+    question) drown short ones (a Solver's letter); here every example
+    weighs the same.
+    """
+    labels = batch["labels"]
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
+    target = labels[:, 1:]
+    tok_loss = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), ignore_index=-100, reduction="none"
+    ).view(target.shape)
+    mask = (target != -100).float()
+    per_example = (tok_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
+    return per_example[mask.sum(1) > 0].mean()
+
+
 def supervised_finetune(
     model,
     processor,
@@ -123,7 +141,7 @@ def supervised_finetune(
             order += rng.sample(range(len(examples)), len(examples))
         idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
         batch = {k: v.to(device) for k, v in collate(processor, [examples[i] for i in idx]).items()}
-        loss = model(**batch).loss
+        loss = per_example_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)

@@ -1,17 +1,22 @@
-"""The code location: every asset, job and resource of zeroforge in one `Definitions`.
+"""The code location: every asset, check, job, sensor and resource of zeroforge in one `Definitions`.
 
 Loaded by `dagster dev -w workspace.yaml` (`make ui`), by `zeroforge demo`
-(which executes `demo_job` in-process on the same instance), and by tests.
+(which executes the jobs in-process on the same instance), and by tests.
+Every registered recipe gets its loop assets (`assets.loop`), an iteration
+job over its `<recipe>_iterations` partitions, and a chaining sensor.
 Resources are chosen by environment (`assets.resources.resources_from_env`).
 """
 
-from __future__ import annotations
+import os
 
 import dagster as dg
 
 from assets.base_model import base_model
 from assets.image_pool import image_pool
+from assets.loop import build_loop_assets, iterations_partitions
 from assets.resources import resources_from_env
+from orchestration.sensors import LoopSettings, build_chain_sensor
+from recipes import RECIPES
 
 foundation_assets = [base_model, image_pool]
 
@@ -21,8 +26,28 @@ demo_job = dg.define_asset_job(
     description="Build the embedded base model and the image pool.",
 )
 
+loop_assets: list = []
+jobs = [demo_job]
+sensors = []
+for name in sorted(RECIPES):
+    built = build_loop_assets(name)
+    loop_assets += built
+    partitions = iterations_partitions(name)
+    job = dg.define_asset_job(
+        f"{name}_iteration",
+        selection=dg.AssetSelection.groups(name),
+        partitions_def=partitions,
+        description=f"One {name} iteration: task makers -> task set (+ blocking checks) -> Solver -> scores.",
+    )
+    jobs.append(job)
+    sensors.append(build_chain_sensor(name, job, partitions))
+
 defs = dg.Definitions(
-    assets=foundation_assets,
-    jobs=[demo_job],
-    resources=resources_from_env(),
+    assets=foundation_assets + loop_assets,  # loop checks are AssetsDefinitions too: they go in the same list
+    jobs=jobs,
+    sensors=sensors,
+    resources={
+        **resources_from_env(),
+        "loop_settings": LoopSettings(max_iterations=int(os.environ.get("ZEROFORGE_MAX_ITERATIONS", "3"))),
+    },
 )

@@ -31,7 +31,7 @@ def solver_examples(world_images: Sequence, rng: random.Random) -> list[Supervis
     from retrieval.world.tasks import make_tasks
 
     return [
-        SupervisedExample(solver_prompt(t.question, list(t.options)), solver_target(t.answer), [wi.image], t.task_type)
+        SupervisedExample(solver_prompt(t.question, list(t.options)), solver_target(t.answer, t.answer_text), [wi.image], t.task_type)
         for wi in world_images
         for t in make_tasks(wi, rng)
     ]
@@ -146,3 +146,14 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
     }
     (out / "zeroforge_base.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def held_out_examples(n_images: int, seed: int = 0, salt: int = 0) -> list[SupervisedExample]:
+    """Labeled Solver questions on held-out world images (seeds from EVAL_SEED_BASE, never trained on).
+
+    `salt` picks a disjoint slice (e.g. the pseudo-label audit uses its own).
+    """
+    from retrieval.world import sample_world
+
+    images = sample_world(n_images, seed=EVAL_SEED_BASE + 1000 * salt + seed)
+    return solver_examples(images, random.Random(seed + 1 + salt))

@@ -24,20 +24,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # seconds-long version for tests and for checking an install.
 PROFILES: dict[str, dict] = {
     "demo": {
-        "base_model": {"size": "small", "n_train_images": 800, "warm_start_steps": 600, "warm_start_minutes": 4.0},
+        "base_model": {"size": "small", "n_train_images": 800, "warm_start_steps": 600, "warm_start_minutes": 5.0},
         "image_pool": {"procedural_images": 2000},
     },
     "smoke": {
         "base_model": {
             "size": "tiny",
-            "n_train_images": 40,
+            "n_train_images": 24,
             "n_eval_images": 10,
-            "warm_start_steps": 5,
-            "warm_start_minutes": 1.0,
-            "batch_size": 8,
+            "warm_start_steps": 300,
+            "warm_start_minutes": 10.0,  # bounded by steps, so a loaded machine gives the same model
+            "batch_size": 16,
+            "learning_rate": 3e-3,
         },
         "image_pool": {"procedural_images": 50, "include_skimage": False},
     },
+}
+# The loop part of each profile: recipe, iterations, and the IterationConfig for every iteration.
+LOOP_PROFILES: dict[str, dict] = {
+    "demo": {"recipe": "vzero", "iterations": 2, "config": {"profile": "embedded"}},
+    "smoke": {"recipe": "vzero", "iterations": 1, "config": {"profile": "smoke"}},
 }
 
 DAGSTER_YAML = """\
@@ -48,6 +54,11 @@ run_retries:
   enabled: true
   max_retries: 1
   retry_on_asset_or_op_failure: true
+# Steps tagged pool "gpu" (training, sampling, evaluation) never run two at once on one machine.
+concurrency:
+  pools:
+    granularity: op
+    default_limit: 1
 """
 
 
@@ -77,26 +88,104 @@ def run_config_for(profile: str) -> dict:
     return {"ops": {name: {"config": cfg} for name, cfg in PROFILES[profile].items()}}
 
 
+def _iteration_row(recipe: str, key: str, md: dict[str, dict], wall: float) -> dict:
+    ts = md.get(f"{recipe}/task_set", {})
+    sc = md.get(f"{recipe}/benchmark_scores", {})
+    ci = sc.get("greedy_ci95") or [0, 0]
+    return {
+        "iteration": key,
+        "generated": ts.get("generated", "-"),
+        "malformed": ts.get("malformed", "-"),
+        "kept": ts.get("kept", "-"),
+        "mean_c": f"{ts.get('mean_c', 0):.2f}",
+        "pseudo_label_acc": f"{ts.get('pseudo_label_accuracy', 0):.3f}",
+        "greedy_acc": f"{sc.get('greedy_accuracy', 0):.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if sc else "-",
+        "n": sc.get("n", "-"),
+        "sampled_acc": f"{sc.get('sampled_accuracy', 0):.3f}" if sc else "-",
+        "maj@m_acc": f"{sc.get('majority_accuracy', 0):.3f}" if sc else "-",
+        "parent_greedy": f"{sc.get('parent_greedy_accuracy', 0):.3f}" if sc else "-",
+        "wall_s": f"{wall:.0f}",
+    }
+
+
+def _print_table(rows: list[dict]) -> None:
+    if not rows:
+        return
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+
+
+def _progress_plot(home: Path, recipe: str, keys: list[str]) -> Path | None:
+    """Greedy / sampled / majority accuracy of base and each iteration, with 95% intervals."""
+    from evaluation.plots import curves  # noqa: F401  (sets the headless backend)
+    import matplotlib.pyplot as plt
+
+    base = home / "runs" / recipe / "base_scores.json"
+    points = [("base", json.loads(base.read_text())["procedural"])] if base.is_file() else []
+    for k in keys:
+        f = home / "runs" / recipe / k / "scores.json"
+        if f.is_file():
+            points.append((k, json.loads(f.read_text())["procedural"]))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = range(len(points))
+    for metric in ("greedy", "sampled", "majority"):
+        ys = [p[metric]["accuracy"] for _, p in points]
+        lo = [y - p[metric]["ci95"][0] for y, (_, p) in zip(ys, points)]
+        hi = [p[metric]["ci95"][1] - y for y, (_, p) in zip(ys, points)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=metric)
+    ax.axhline(0.25, ls="--", c="grey", lw=1, label="chance")
+    ax.set_xticks(list(xs), [name for name, _ in points])
+    ax.set_ylabel("procedural held-out accuracy")
+    ax.set_title(f"{recipe}: Solver accuracy by iteration")
+    ax.legend(fontsize=7)
+    out = home / "runs" / recipe / "progress.png"
+    fig.savefig(out, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     home = zeroforge_home(args.home)
     prepare_instance(home)
     import dagster as dg
 
-    from orchestration.definitions import defs
+    from assets.store import iteration_key
+    from orchestration.runs import materialization_metadata, run_foundation, run_iteration
 
     t0 = time.monotonic()
     instance = dg.DagsterInstance.get()
-    job = defs.resolve_job_def("demo_job")
-    result = job.execute_in_process(instance=instance, run_config=run_config_for(args.profile), raise_on_error=False)
-    wall = time.monotonic() - t0
-    print(f"\nzeroforge demo ({args.profile}) {'succeeded' if result.success else 'FAILED'} in {wall:.0f} s; run {result.run_id}")
-    for event in result.get_asset_materialization_events():
-        mat = event.materialization
-        md = {k: v.value for k, v in mat.metadata.items() if not isinstance(v.value, str) or len(v.value) < 120}
-        keep = {k: v for k, v in md.items() if not isinstance(v, (dict, list))}
-        print(f"  {mat.asset_key.to_user_string()}: " + ", ".join(f"{k}={v}" for k, v in keep.items()))
+    result = run_foundation(instance, run_config_for(args.profile))
+    print(f"\nfoundation ({args.profile}) {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - t0:.0f} s; run {result.run_id}")
+    for key, md in materialization_metadata(result).items():
+        keep = {k: v for k, v in md.items() if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) < 120)}
+        print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in keep.items()))
+    if not result.success:
+        return 1
+    loop = LOOP_PROFILES[args.profile]
+    n_iter = args.iterations if args.iterations is not None else loop["iterations"]
+    recipe, rows, keys = loop["recipe"], [], []
+    for n in range(1, n_iter + 1):
+        t1 = time.monotonic()
+        res = run_iteration(instance, recipe, n, loop["config"])
+        keys.append(iteration_key(n))
+        rows.append(_iteration_row(recipe, keys[-1], materialization_metadata(res), time.monotonic() - t1))
+        if not res.success:
+            print(f"\n{recipe} {keys[-1]} FAILED (run {res.run_id}); open `make ui` for the step's error and check reports")
+            _print_table(rows)
+            return 1
+    print(f"\n{recipe}: {n_iter} iteration(s) on the embedded default")
+    _print_table(rows)
+    plot = _progress_plot(home, recipe, keys)
+    print(f"\nzeroforge demo ({args.profile}) succeeded in {time.monotonic() - t0:.0f} s")
+    if plot:
+        print(f"Plot: {plot}")
     print(f"Instance: {os.environ['DAGSTER_HOME']} (see it with `make ui`)")
-    return 0 if result.success else 1
+    return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -124,12 +213,34 @@ def cmd_build_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Score a local HF VLM directory on benchmarks; no Dagster involved."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from evaluation.benchmarks import parse_bench_arg
+    from evaluation.readers import BenchmarkFileError, BenchmarkFormatError
+    from evaluation.runner import REPORT_FILE, evaluate_model
+    from models.loading import ModelDirectoryError
+
+    out = Path(args.out) if args.out else zeroforge_home(args.home) / "eval" / time.strftime("%Y%m%d-%H%M%S")
+    try:
+        benches = dict(parse_bench_arg(text) for text in args.bench)
+        report = evaluate_model(args.model, benches, out, batch_size=args.batch_size, limit=args.limit,
+                               device=args.device, max_new_tokens=args.max_new_tokens)
+    except (BenchmarkFileError, BenchmarkFormatError, ModelDirectoryError, ValueError) as e:
+        raise SystemExit(f"zeroforge eval: {e}") from e
+    print(report.table())
+    print(f"\nPredictions: {out / 'predictions'}\nReport: {out / REPORT_FILE}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="zeroforge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", help="zeroforge home (default $ZEROFORGE_HOME or ~/.zeroforge)")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="run the main job on the embedded default")
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES))
+    p.add_argument("--iterations", type=int, default=None, help="loop iterations after the foundation (profile default)")
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("ui", help="start the Dagster webserver on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
@@ -141,6 +252,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--minutes", type=float, default=4.0)
     p.set_defaults(fn=cmd_build_model)
+    p = sub.add_parser("eval", help="score a model directory on benchmarks (no Dagster)")
+    p.add_argument("--model", required=True, help="a local Hugging Face VLM directory")
+    p.add_argument("--bench", action="append", required=True, metavar="NAME[=PATH]",
+                   help="benchmark and its file or folder, e.g. MathVista=/data/vlmeval; 'procedural' needs no path; repeatable")
+    p.add_argument("--out", help="output folder (default $ZEROFORGE_HOME/eval/<timestamp>)")
+    p.add_argument("--limit", type=int, help="first N samples of each benchmark")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, help="reply length limit (default: per benchmark, 8-32 tokens)")
+    p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    p.set_defaults(fn=cmd_eval)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -1,0 +1,100 @@
+"""Where an iteration's artifacts live, and the guard that iteration N starts from N-1.
+
+Dagster accepts self-dependent partitioned assets only for time windows, so
+"iteration N reads iteration N-1" is not an asset edge: each step asks this
+store for its parent checkpoint, which raises `MissingParentError` naming the
+missing partition when N-1 is not complete. The parent's path is recorded in
+the asset's metadata. Layout under $ZEROFORGE_HOME/runs/<recipe>/<partition>/:
+`<role>/` checkpoints, `task_set.parquet`, `scores.json`, `iteration_config.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+_KEY = re.compile(r"^iter-(\d{4,})$")
+
+
+class MissingParentError(RuntimeError):
+    """Iteration N was asked for before iteration N-1 (or the base model) exists."""
+
+
+def iteration_key(n: int) -> str:
+    """Partition keys sort as text: iter-0001, iter-0002, ..."""
+    if n < 1:
+        raise ValueError(f"iterations start at 1, got {n}")
+    return f"iter-{n:04d}"
+
+
+def parse_iteration(key: str) -> int:
+    m = _KEY.match(key)
+    if not m:
+        raise ValueError(f"partition key {key!r} is not an iteration key like 'iter-0001'")
+    return int(m.group(1))
+
+
+class IterationStore:
+    def __init__(self, home: Path):
+        self.home = Path(home)
+
+    # -- base model pointer -------------------------------------------------
+    @property
+    def base_pointer(self) -> Path:
+        return self.home / "models" / "base_model.json"
+
+    def set_base_model(self, path: Path, source: str) -> None:
+        self.base_pointer.parent.mkdir(parents=True, exist_ok=True)
+        self.base_pointer.write_text(json.dumps({"path": str(path), "source": source}))
+
+    def base_model(self) -> Path:
+        if not self.base_pointer.is_file():
+            raise MissingParentError(f"no base model recorded at {self.base_pointer}: materialize `base_model` first")
+        path = Path(json.loads(self.base_pointer.read_text())["path"])
+        if not (path / "config.json").is_file():
+            raise MissingParentError(f"the recorded base model {path} is missing: rematerialize `base_model`")
+        return path
+
+    # -- iteration layout ---------------------------------------------------
+    def iteration_dir(self, recipe: str, partition: str) -> Path:
+        parse_iteration(partition)
+        return self.home / "runs" / recipe / partition
+
+    def role_dir(self, recipe: str, partition: str, role: str) -> Path:
+        return self.iteration_dir(recipe, partition) / role
+
+    def task_set_path(self, recipe: str, partition: str) -> Path:
+        return self.iteration_dir(recipe, partition) / "task_set.parquet"
+
+    def scores_path(self, recipe: str, partition: str) -> Path:
+        return self.iteration_dir(recipe, partition) / "scores.json"
+
+    def base_scores_path(self, recipe: str) -> Path:
+        return self.home / "runs" / recipe / "base_scores.json"
+
+    def config_path(self, recipe: str, partition: str) -> Path:
+        return self.iteration_dir(recipe, partition) / "iteration_config.json"
+
+    @staticmethod
+    def checkpoint_complete(path: Path) -> bool:
+        """A role checkpoint is complete once training wrote its card (written last, after the weights)."""
+        return (path / "zeroforge_train.json").is_file() and (path / "config.json").is_file()
+
+    def parent_checkpoint(self, recipe: str, partition: str, role: str) -> tuple[Path, str]:
+        """(directory, label) of the checkpoint `role` starts from in `partition`."""
+        n = parse_iteration(partition)
+        if n == 1:
+            return self.base_model(), "base_model"
+        prev = iteration_key(n - 1)
+        path = self.role_dir(recipe, prev, role)
+        if not self.checkpoint_complete(path):
+            raise MissingParentError(
+                f"{recipe} {partition} needs the {role} checkpoint of {prev} at {path}, which is missing or incomplete: "
+                f"materialize {prev} first"
+            )
+        return path, f"{recipe}/{prev}/{role}"
+
+    def parent_scores(self, recipe: str, partition: str) -> Path:
+        n = parse_iteration(partition)
+        return self.base_scores_path(recipe) if n == 1 else self.scores_path(recipe, iteration_key(n - 1))

@@ -1,0 +1,51 @@
+"""Launching runs programmatically: the same jobs the UI launches, on a given instance.
+
+`zeroforge demo`, the tests and the benchmarks use these to execute the
+foundation job and iteration partitions in-process, on the instance
+$DAGSTER_HOME points at, so everything they do shows up in `make ui`.
+"""
+
+import dagster as dg
+
+from assets.store import iteration_key
+from orchestration.definitions import defs
+
+
+def _op_names(group: str) -> list[str]:
+    graph = defs.resolve_asset_graph()
+    names = []
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if node.group_name == group and node.is_executable:
+            names.append(node.assets_def.node_def.name)
+    return sorted(set(names))
+
+
+def iteration_run_config(recipe: str, iteration_config: dict) -> dict:
+    """Run config giving every loop asset of `recipe` the same `IterationConfig`."""
+    return {"ops": {name: {"config": dict(iteration_config)} for name in _op_names(recipe)}}
+
+
+def run_foundation(instance: dg.DagsterInstance, run_config: dict) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def("demo_job").execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+
+
+def run_iteration(instance: dg.DagsterInstance, recipe: str, n: int, iteration_config: dict) -> dg.ExecuteInProcessResult:
+    """Add partition iter-000n (if new) and execute the recipe's iteration job for it."""
+    key = iteration_key(n)
+    part_name = f"{recipe}_iterations"
+    if not instance.has_dynamic_partition(part_name, key):
+        instance.add_dynamic_partitions(part_name, [key])
+    job = defs.resolve_job_def(f"{recipe}_iteration")
+    return job.execute_in_process(
+        instance=instance, partition_key=key, run_config=iteration_run_config(recipe, iteration_config), raise_on_error=False
+    )
+
+
+def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """{asset key string: {metadata key: value}} for every materialization in a run."""
+    out = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out

@@ -1,0 +1,44 @@
+"""Chaining iterations: a sensor that starts iteration N+1 once N is complete, up to a configured count.
+
+"Complete" means `benchmark_scores` of N is materialized, which implies the
+blocking `task_set_is_valid` check of N passed (the Solver never trains on a
+task set that failed it). The sensor adds the next dynamic partition and
+requests its run in one `SensorResult`; run keys make it idempotent. It is
+off by default: turn it on in the UI (Automation) per recipe.
+"""
+
+import dagster as dg
+
+from assets.store import iteration_key, parse_iteration
+
+
+class LoopSettings(dg.ConfigurableResource):
+    """How far the chaining sensor goes (set ZEROFORGE_MAX_ITERATIONS, default 3)."""
+
+    max_iterations: int = 3
+
+
+def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinition):
+    scores_key = dg.AssetKey([recipe, "benchmark_scores"])
+
+    @dg.sensor(name=f"{recipe}_chain_iterations", job=job, minimum_interval_seconds=30,
+               default_status=dg.DefaultSensorStatus.STOPPED,
+               description=f"Start the next {recipe} iteration when the last one's scores exist, up to max_iterations.")
+    def chain(context: dg.SensorEvaluationContext, loop_settings: LoopSettings):
+        keys = sorted(context.instance.get_dynamic_partitions(partitions.name))
+        if not keys:
+            return dg.SkipReason(f"no {recipe} iteration yet: add iter-0001 in the UI or run `zeroforge demo`")
+        last = keys[-1]
+        n = parse_iteration(last)
+        if n >= loop_settings.max_iterations:
+            return dg.SkipReason(f"{recipe} reached max_iterations={loop_settings.max_iterations}")
+        done = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=scores_key, asset_partitions=[last]), limit=1)
+        if not done.records:
+            return dg.SkipReason(f"{recipe} {last} has no benchmark_scores yet")
+        nxt = iteration_key(n + 1)
+        return dg.SensorResult(
+            run_requests=[dg.RunRequest(run_key=f"{recipe}-{nxt}", partition_key=nxt)],
+            dynamic_partitions_requests=[partitions.build_add_request([nxt])],
+        )
+
+    return chain
