@@ -1,0 +1,103 @@
+"""The V-Zero loop through Dagster: iterations as partitions on a persistent instance, the N-1 guard, the sensor."""
+
+import json
+import os
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from assets.store import IterationStore, MissingParentError, iteration_key, parse_iteration
+from zeroforge.cli import PROFILES, prepare_instance
+
+SMOKE = {"profile": "smoke"}
+
+
+@pytest.fixture(scope="module")
+def smoke_home(tmp_path_factory):
+    """A zeroforge home with a persistent Dagster instance and the smoke foundation (tiny warm-started base)."""
+    home = tmp_path_factory.mktemp("home")
+    old = {k: os.environ.get(k) for k in ("ZEROFORGE_HOME", "DAGSTER_HOME")}
+    prepare_instance(home)
+    from orchestration.runs import run_foundation
+    from zeroforge.cli import run_config_for
+
+    instance = dg.DagsterInstance.from_config(str(home / "dagster"))
+    assert run_foundation(instance, run_config_for("smoke")).success
+    yield home, instance
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_partition_keys_sort_as_text():
+    keys = [iteration_key(n) for n in (1, 2, 10, 100)]
+    assert keys == sorted(keys) == ["iter-0001", "iter-0002", "iter-0010", "iter-0100"]
+    assert parse_iteration("iter-0042") == 42
+    with pytest.raises(ValueError, match="iter-0001"):
+        parse_iteration("3")
+
+
+def test_store_guard_names_the_missing_parent(tmp_path):
+    store = IterationStore(tmp_path)
+    with pytest.raises(MissingParentError, match="materialize `base_model` first"):
+        store.parent_checkpoint("vzero", "iter-0001", "solver")
+    with pytest.raises(MissingParentError, match="iter-0001"):
+        store.parent_checkpoint("vzero", "iter-0002", "solver")
+
+
+def test_two_iterations_and_the_guard(smoke_home):
+    from orchestration.runs import materialization_metadata, run_iteration
+
+    home, instance = smoke_home
+    store = IterationStore(home)
+
+    # Iteration 3 before 2 exists: the run fails with the guard's message, nothing is written for it.
+    r3 = run_iteration(instance, "vzero", 3, SMOKE)
+    assert not r3.success
+    messages = " ".join(e.step_failure_data.error.cause.message for e in r3.get_step_failure_events() if e.step_failure_data.error.cause)
+    assert "iter-0002" in messages and "materialize iter-0002 first" in messages
+    assert not store.checkpoint_complete(store.role_dir("vzero", "iter-0003", "questioner"))
+
+    r1 = run_iteration(instance, "vzero", 1, SMOKE)
+    assert r1.success
+    md = materialization_metadata(r1)
+    assert set(md) == {"vzero/questioner_checkpoint", "vzero/task_set", "vzero/solver_checkpoint", "vzero/benchmark_scores"}
+    assert md["vzero/questioner_checkpoint"]["parent"] == "base_model"
+    ts = md["vzero/task_set"]
+    assert ts["generated"] == 8 and ts["kept"] + ts["malformed"] + ts["duplicates"] + ts["no_majority"] + ts["too_easy"] + ts["too_hard"] == 8
+    df = pd.read_parquet(store.task_set_path("vzero", "iter-0001"))
+    assert len(df) == 8 and {"answers", "majority", "c", "kept", "reason"} <= set(df.columns)
+    assert all(len(a) == 4 for a in df[df.reason != "malformed"]["answers"])  # m = 4 samples each
+    card = json.loads((store.role_dir("vzero", "iter-0001", "solver") / "zeroforge_train.json").read_text())
+    assert card["hyperparams"]["num_generations"] == 2 and card["loop_config"]["m"] == 4  # full config stored
+    checks = [e for e in r1.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert [c.event_specific_data.passed for c in checks] == [True]
+    assert md["vzero/benchmark_scores"]["n"] > 0 and store.base_scores_path("vzero").is_file()
+
+    r2 = run_iteration(instance, "vzero", 2, SMOKE)
+    assert r2.success
+    md2 = materialization_metadata(r2)
+    assert md2["vzero/solver_checkpoint"]["parent"] == "vzero/iter-0001/solver"
+    assert md2["vzero/benchmark_scores"]["parent_greedy_accuracy"] == md["vzero/benchmark_scores"]["greedy_accuracy"]
+    assert sorted(instance.get_dynamic_partitions("vzero_iterations")) == ["iter-0001", "iter-0002", "iter-0003"]
+
+
+def test_chain_sensor_requests_the_next_iteration(smoke_home):
+    from orchestration.definitions import defs
+    from orchestration.sensors import LoopSettings
+
+    home, instance = smoke_home
+    sensor = defs.resolve_sensor_def("vzero_chain_iterations")
+    # the module fixture left iter-0003 (failed) as the newest partition: no scores, so skip
+    ctx = dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(max_iterations=5)})
+    result = sensor(ctx)
+    assert isinstance(result, dg.SkipReason) and "iter-0003 has no benchmark_scores" in result.skip_message
+    instance.delete_dynamic_partition("vzero_iterations", "iter-0003")
+    result = sensor(dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(max_iterations=5)}))
+    assert [r.partition_key for r in result.run_requests] == ["iter-0003"]
+    assert result.dynamic_partitions_requests[0].partition_keys == ["iter-0003"]
+    capped = sensor(dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(max_iterations=2)}))
+    assert isinstance(capped, dg.SkipReason) and "max_iterations=2" in capped.skip_message

@@ -1,0 +1,131 @@
+"""Reward tables (hand-computed from recipes.md), majority/band logic, GX gate, malformed Questioner output."""
+
+import pandas as pd
+import pytest
+
+from recipes.rewards import MALFORMED, choice_format, completion_text, dual_track, solver_accuracy, uncertainty
+from recipes.validation import validate_task_set
+from recipes.voting import band_reason, majority_vote
+
+
+@pytest.mark.parametrize("c, expected", [(0.0, 0.0), (0.1, 0.1), (0.3, 0.3), (0.5, 0.5), (0.7, 0.3), (1.0, 0.0)])
+def test_uncertainty_is_min_c_one_minus_c(c, expected):
+    assert uncertainty(c) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "fast, majority, c, expected",
+    [
+        ("A", "A", 0.5, 0.5),  # agree, split Solver: the frontier, maximal reward
+        ("A", "A", 0.9, 0.1),  # agree, Solver sure: easy question, small reward
+        ("A", "A", 0.3, 0.3),
+        ("B", "A", 0.9, 0.45),  # disagree: 0.5 * c rewards questions that need reasoning
+        ("B", "A", 0.4, 0.2),
+        ("C", None, 0.4, 0.0),  # no majority
+    ],
+)
+def test_dual_track_reward_table(fast, majority, c, expected):
+    assert dual_track(fast, majority, c) == pytest.approx(expected)
+
+
+def test_solver_rewards_follow_trl_contract():
+    completions = [
+        [{"role": "assistant", "content": "blue \\boxed{B}"}],
+        [{"role": "assistant", "content": [{"type": "text", "text": "\\boxed{C}"}]}],
+        "\\boxed{}",
+        [{"role": "assistant", "content": ""}],
+    ]
+    labels = ["B", "B", "A", "D"]
+    assert solver_accuracy(completions, pseudo_label=labels, image=[None] * 4) == [1.0, 0.0, 0.0, 0.0]
+    assert choice_format(completions) == [1.0, 1.0, 0.0, 0.0]
+    # TRL's weighted sum with reward_weights [0.9, 0.1]
+    total = [0.9 * a + 0.1 * f for a, f in zip(solver_accuracy(completions, labels), choice_format(completions))]
+    assert total == pytest.approx([1.0, 0.1, 0.0, 0.0])
+    assert completion_text([{"role": "assistant", "content": "x"}]) == "x" and MALFORMED == -1.0
+
+
+@pytest.mark.parametrize(
+    "answers, label, c",
+    [
+        (["A"] * 10, "A", 1.0),
+        (["A"] * 6 + ["B"] * 4, "A", 0.6),
+        (["A"] * 3 + ["B"] * 2 + [None] * 5, "A", 0.3),  # invalid answers count in m
+        (["A"] * 5 + ["B"] * 5, None, 0.5),  # tie: no majority
+        ([None] * 10, None, 0.0),
+        ([], None, 0.0),
+    ],
+)
+def test_majority_vote_table(answers, label, c):
+    assert majority_vote(answers) == (label, pytest.approx(c))
+
+
+@pytest.mark.parametrize("c, reason", [(0.29, "too_hard"), (0.3, "kept"), (0.8, "kept"), (0.81, "too_easy")])
+def test_band_edges_are_inclusive(c, reason):
+    assert band_reason(c, 0.3, 0.8) == reason
+
+
+def _task_set(**overrides):
+    rows = [
+        dict(task_id="t0", iteration=1, image_id="img0", question="What color is the circle?", options=["red", "blue", "green", "yellow"],
+             answers=["A", "A", "B", "C"], majority="A", c=0.5, kept=True, reason="kept"),
+        dict(task_id="t1", iteration=1, image_id="img1", question="How many shapes?", options=["1", "2", "3", "4"],
+             answers=["B"] * 4, majority="B", c=1.0, kept=False, reason="too_easy"),
+        dict(task_id="t2", iteration=1, image_id="img2", question="", options=[], answers=[], majority=None, c=0.0, kept=False, reason="malformed"),
+    ]
+    df = pd.DataFrame(rows)
+    for col, (idx, value) in overrides.items():
+        df.at[idx, col] = value
+    return df
+
+
+ALL_IMAGES = {"img0", "img1", "img2"}.__contains__
+
+
+def test_gx_passes_a_good_task_set():
+    report = validate_task_set(_task_set(), (0.3, 0.8), ALL_IMAGES)
+    assert report.success, report.markdown()
+    assert len(report.results) >= 8
+
+
+@pytest.mark.parametrize(
+    "overrides, resolvable, failing",
+    [
+        ({"c": (0, 0.95)}, ALL_IMAGES, "expect_column_values_to_be_between"),  # kept row outside the band
+        ({"majority": (0, "E")}, ALL_IMAGES, "expect_column_values_to_be_in_set"),  # label not an option
+        ({"options": (1, ["1", "2", "3"])}, ALL_IMAGES, "expect_column_values_to_be_between"),  # three options
+        ({}, {"img1", "img2"}.__contains__, "expect_column_values_to_be_in_set"),  # image not in the pool
+        ({"kept": (0, False), "reason": (0, "too_hard")}, ALL_IMAGES, "expect_column_sum_to_be_between"),  # nothing kept
+    ],
+)
+def test_gx_fails_bad_task_sets_with_a_readable_report(overrides, resolvable, failing):
+    report = validate_task_set(_task_set(**overrides), (0.3, 0.8), resolvable)
+    assert not report.success
+    assert failing in {f["expectation"] for f in report.failures()}
+    assert "| NO |" in report.markdown()
+
+
+def test_gx_flags_duplicate_kept_questions():
+    df = pd.concat([_task_set(), _task_set().iloc[[0]].assign(task_id="t3")], ignore_index=True)
+    report = validate_task_set(df, (0.3, 0.8), ALL_IMAGES)
+    assert [f["expectation"] for f in report.failures()] == ["expect_compound_columns_to_be_unique"]
+
+
+def test_gx_reports_missing_columns():
+    report = validate_task_set(_task_set().drop(columns=["majority"]), (0.3, 0.8), ALL_IMAGES)
+    assert not report.success and report.failures()[0]["examples"] == ["majority"]
+
+
+def test_questioner_reward_scores_malformed_minus_one_and_calls_the_solver(tiny_model_dir, world_images):
+    from models.generation import TransformersEngine
+    from models.loading import load_vlm
+    from recipes.vzero import QuestionerReward, questioner_target
+
+    model, proc = load_vlm(tiny_model_dir)
+    reward = QuestionerReward(TransformersEngine(model, proc), m=4)
+    good = questioner_target("a red circle", "What color is the circle?", ["red", "blue", "green", "yellow"], "A")
+    out = reward([[{"role": "assistant", "content": "nonsense"}], good, "<description>x</description>"],
+                 image=[world_images[0].image] * 3)
+    assert out[0] == -1.0 and out[2] == -1.0
+    assert 0.0 <= out[1] <= 0.5  # dual track is bounded by max(min(c,1-c), 0.5c) <= 0.5
+    s = reward.summary()
+    assert s["questioner_completions"] == 3 and s["questioner_malformed_rate"] == pytest.approx(2 / 3)
