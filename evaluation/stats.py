@@ -1,4 +1,8 @@
-"""Intervals for accuracies: a score always travels with n and a 95% interval.
+"""Intervals for scores: a score always travels with n and a 95% interval.
+
+Accuracies get a Wilson interval (`wilson_interval`, `Accuracy`); scores that
+are not a share of correct answers (POPE's F1, MME's point sums) get a seeded
+percentile bootstrap (`bootstrap_interval`). `Score` carries any of them.
 
     >>> lo, hi = wilson_interval(50, 100)
     >>> round(lo, 3), round(hi, 3)
@@ -44,3 +48,78 @@ class Accuracy:
     def __str__(self) -> str:
         lo, hi = self.interval
         return f"{100 * self.value:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}] (n={self.n})"
+
+
+@dataclass(frozen=True)
+class Score:
+    """Any headline number (accuracy, F1, an MME sum) with its sample count and 95% interval.
+
+    `Accuracy` is the special case of a share of correct answers; F1 and sums
+    get their interval from `bootstrap_interval`.
+    """
+
+    value: float
+    n: int
+    ci95: tuple[float, float]
+
+    @classmethod
+    def from_accuracy(cls, acc: Accuracy) -> "Score":
+        return cls(acc.value, acc.n, acc.interval)
+
+    @classmethod
+    def of_flags(cls, flags) -> "Score":
+        """Share of true values in `flags`, with a Wilson interval."""
+        flags = [bool(x) for x in flags]
+        return cls.from_accuracy(Accuracy(sum(flags), len(flags)))
+
+    def to_dict(self, digits: int = 4) -> dict:
+        return {"score": round(self.value, digits), "n": self.n, "ci95": [round(self.ci95[0], digits), round(self.ci95[1], digits)]}
+
+
+def bootstrap_intervals(
+    n_units: int,
+    statistic,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    strata=None,
+) -> list[tuple[float, float]]:
+    """Percentile bootstrap intervals of a vector-valued `statistic(indices)` over resampled units.
+
+    `statistic` receives an integer array of unit indices drawn with
+    replacement (a unit is whatever must be resampled together: a question,
+    or an image with both of its MME questions) and returns a float or a 1-d
+    array; one interval per component comes back. `strata` (one label per
+    unit) resamples within each stratum, so every MME subtask or POPE split
+    keeps its size. Seeded: the same predictions always give the same interval.
+    """
+    import numpy as np
+
+    if n_units <= 0:
+        return [(float("nan"), float("nan"))]
+    rng = np.random.default_rng(seed)
+    if strata is None:
+        groups = [np.arange(n_units)]
+    else:
+        labels = np.asarray(list(strata))
+        if len(labels) != n_units:
+            raise ValueError(f"strata must label every unit: expected {n_units} labels, found {len(labels)}")
+        groups = [np.flatnonzero(labels == v) for v in dict.fromkeys(labels.tolist())]
+    draws = []
+    for _ in range(n_resamples):
+        idx = np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])
+        draws.append(np.atleast_1d(np.asarray(statistic(idx), dtype=float)))
+    qs = np.quantile(np.stack(draws), [alpha / 2, 1 - alpha / 2], axis=0)
+    return [(float(lo), float(hi)) for lo, hi in zip(qs[0], qs[1])]
+
+
+def bootstrap_interval(
+    n_units: int,
+    statistic,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+    strata=None,
+) -> tuple[float, float]:
+    """The 95% (by default) percentile bootstrap interval of a scalar statistic; see `bootstrap_intervals`."""
+    return bootstrap_intervals(n_units, statistic, n_resamples, seed, alpha, strata)[0]

@@ -1,0 +1,170 @@
+"""evaluate_model with scripted engines, the procedural held-out set, compare and regressed."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from evaluation.benchmarks import load_benchmark
+from evaluation.procedural import EVAL_SEED_BASE, default_seed, procedural_samples
+from evaluation.readers import BenchmarkFileError, BenchSample
+from evaluation.runner import BenchmarkResult, EvalReport, compare, evaluate_model, regressed
+from evaluation.stats import Score
+from models.formats import solver_prompt
+from test_evaluation_readers import MC_ROWS, write_tsv
+
+
+def key(request):
+    return (request.prompt, tuple(img.tobytes() for img in request.images))
+
+
+class ScriptedEngine:
+    """Replies looked up by (prompt, image pixels); records every batch it is given."""
+
+    name = "scripted"
+
+    def __init__(self, table, default="I do not know"):
+        self.table, self.default, self.calls = table, default, []
+
+    def generate(self, requests, params):
+        self.calls.append((len(requests), params))
+        return [[self.table.get(key(r), self.default)] for r in requests]
+
+
+def procedural_engine(limit):
+    """Right on even positions, wrong on odd ones: a known score."""
+    _, _, samples = load_benchmark("procedural", limit=limit)
+    table, right = {}, {}
+    for i, s in enumerate(samples):
+        letter = s.answer if i % 2 == 0 else "ABCD"[("ABCD".index(s.answer) + 1) % 4]
+        k = (solver_prompt(s.question, list(s.options.values())), tuple(img.tobytes() for img in s.images))
+        table[k] = f"\\boxed{{{letter}}}"
+        right[s.id] = i % 2 == 0
+    return ScriptedEngine(table), right
+
+
+def test_procedural_benchmark_end_to_end(tmp_path):
+    engine, right = procedural_engine(24)
+    report = evaluate_model(engine, {"procedural": None}, tmp_path, limit=24)
+    res = report["procedural"]
+    assert res.metric == "accuracy" and res.n == 24 and res.score == sum(right.values()) / 24
+    assert res.ci95[0] < res.score < res.ci95[1]
+    params = engine.calls[0][1]
+    assert params.temperature == 0.0 and params.n == 1  # greedy, deterministic
+    df = pd.read_parquet(res.predictions_path)
+    assert list(df.columns[:7]) == ["benchmark", "id", "prompt", "reply", "extracted", "answer", "correct"]
+    assert len(df) == 24 and dict(zip(df["id"], df["correct"])) == right  # replies map back to their sample
+    assert df["correct"].mean() == res.score
+    assert set(df["group"]) <= set(res.sub_scores)  # per task type breakdown
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved == json.loads(json.dumps(report.to_dict()))
+    assert saved["results"]["procedural"]["ci95"] == [round(x, 4) for x in res.ci95]
+    assert "solver_prompt" in saved["results"]["procedural"]["prompt"]
+
+
+def test_mixed_benchmarks_with_a_fixed_reply(tmp_path):
+    write_tsv(tmp_path / "MMStar.tsv", MC_ROWS)
+    (tmp_path / "pope").mkdir()
+    pope_rows = [{"index": i, "image": MC_ROWS[0]["image"] if i == 0 else "0", "question": f"Is there a {o}?",
+                  "answer": a, "category": "random"} for i, (o, a) in enumerate([("cat", "yes"), ("dog", "no"), ("cup", "yes")])]
+    write_tsv(tmp_path / "pope" / "POPE.tsv", pope_rows)
+    engine = ScriptedEngine({}, default="Yes, (A)")
+    report = evaluate_model(engine, {"MMStar": tmp_path, "POPE": tmp_path / "pope"}, tmp_path / "out")
+    mm, pope = report["MMStar"], report["POPE"]
+    golds = [r["answer"] for r in MC_ROWS]
+    assert mm.n == 3 and mm.score == pytest.approx(golds.count("A") / 3)
+    # always "yes": recall 1, precision 2/3 -> F1 0.8; yes-ratio 1.
+    assert pope.metric == "f1" and pope.score == pytest.approx(0.8) and pope.sub_scores["yes_ratio"]["score"] == 1.0
+    assert "Answer with the option letter." in mm.prompt
+    assert {p.name for p in (tmp_path / "out" / "predictions").iterdir()} == {"MMStar.parquet", "POPE.parquet"}
+    assert "MMStar" in report.table() and "80.0%" in report.table()
+
+
+def test_chunked_generation_keeps_order_and_releases_images(monkeypatch):
+    import evaluation.runner as runner
+    from PIL import Image
+
+    monkeypatch.setattr(runner, "CHUNK_REQUESTS", 4)
+    shared = Image.new("RGB", (4, 4), (1, 2, 3))
+    samples = [BenchSample(str(i), [shared if i % 3 == 0 else Image.new("RGB", (2 + i, 2), (i, 0, 0))], f"q{i}", "A")
+               for i in range(10)]
+    prompts = [s.question for s in samples]
+
+    class Echo:
+        name, batch_size, calls = "echo", 2, []
+
+        def generate(self, requests, params):
+            self.calls.append(len(requests))
+            return [[f"reply to {r.prompt}"] for r in requests]
+
+    engine = Echo()
+    replies = runner.generate_replies(engine, samples, prompts, 8, release_images=True)
+    assert replies == [f"reply to q{i}" for i in range(10)] and engine.calls == [4, 4, 2]
+    with pytest.raises(ValueError, match="closed"):
+        shared.getpixel((0, 0))  # pixels freed after the last request using them
+
+
+def test_missing_file_fails_before_any_generation(tmp_path):
+    engine = ScriptedEngine({})
+    with pytest.raises(BenchmarkFileError, match="MathVista_MINI.tsv"):
+        evaluate_model(engine, {"procedural": None, "MathVista": tmp_path}, tmp_path / "out", limit=2)
+    assert engine.calls == []
+
+
+def test_procedural_set_is_fixed_and_held_out():
+    from recipes.bootstrap import EVAL_SEED_BASE as bootstrap_base
+    from retrieval.world import sample_world
+    from retrieval.world.tasks import TASK_TYPES
+
+    assert EVAL_SEED_BASE == bootstrap_base and default_seed() >= EVAL_SEED_BASE
+    a, b = procedural_samples(30), procedural_samples(30)
+    assert [(s.id, s.answer, s.question) for s in a] == [(s.id, s.answer, s.question) for s in b]
+    assert {s.meta["task_type"] for s in a} == set(TASK_TYPES)
+    # training images use seeds below 10^6; per-image seeds are seed * 1_000_003 + i.
+    assert min(s.meta["world_seed"] for s in a) > (10**6) * 1_000_003
+    train_ids = {wi.id for wi in sample_world(30, seed=0)}
+    assert not train_ids & {s.meta["image_id"] for s in a}
+    with pytest.raises(ValueError, match="EVAL_SEED_BASE"):
+        procedural_samples(5, seed=123)
+
+
+def result(name, score, ci, n=100, metric="accuracy"):
+    return BenchmarkResult(name, metric, score, n, ci, {}, "p", f"{name}.parquet", "src", 16, 1.0)
+
+
+def test_compare_two_reports():
+    base = EvalReport("base", {"MMStar": result("MMStar", 0.60, (0.55, 0.65)), "POPE": result("POPE", 0.80, (0.77, 0.83), metric="f1")})
+    new = EvalReport("new", {"MMStar": result("MMStar", 0.50, (0.45, 0.55)), "procedural": result("procedural", 0.9, (0.85, 0.94))})
+    df = compare({"base": base, "iter1": new.to_dict()})
+    assert list(df.index) == ["MMStar", "POPE", "procedural"]
+    assert df.loc["MMStar", ("base", "score")] == 0.60 and df.loc["MMStar", ("iter1", "score")] == 0.50
+    assert df.loc["POPE", ("base", "ci_low")] == 0.77 and df.loc["POPE", ("base", "n")] == 100
+    assert pd.isna(df.loc["POPE", ("iter1", "score")]) and pd.isna(df.loc["procedural", ("base", "score")])
+    assert bool(df.loc["MMStar", ("iter1", "regressed")]) is True
+    assert ("base", "regressed") not in df.columns
+
+
+def test_compare_reads_saved_reports(tmp_path):
+    EvalReport("m", {"POPE": result("POPE", 0.8, (0.7, 0.9))}).save(tmp_path / "report.json")
+    df = compare({"a": tmp_path, "b": tmp_path / "report.json"})
+    assert df.loc["POPE", ("a", "score")] == df.loc["POPE", ("b", "score")] == 0.8
+    assert bool(df.loc["POPE", ("b", "regressed")]) is False
+
+
+@pytest.mark.parametrize(
+    "prev, cur, expected",
+    [
+        ((0.60, (0.55, 0.65)), (0.50, (0.45, 0.55)), True),  # drop 0.10 > hypot(0.05, 0.05)
+        ((0.60, (0.55, 0.65)), (0.56, (0.51, 0.61)), False),  # within noise
+        ((0.60, (0.55, 0.65)), (0.70, (0.65, 0.75)), False),  # improvement
+        ({"score": 0.9, "ci95": [0.89, 0.91]}, {"accuracy": 0.85, "ci95": [0.84, 0.86]}, True),
+        (Score(1500.0, 2000, (1450.0, 1550.0)), Score(1480.0, 2000, (1430.0, 1530.0)), False),
+    ],
+)
+def test_regressed(prev, cur, expected):
+    assert regressed(prev, cur) is expected
+
+
+def test_regressed_rejects_scores_without_interval():
+    with pytest.raises(ValueError, match="ci95"):
+        regressed({"score": 0.5}, {"score": 0.4, "ci95": [0.3, 0.5]})
