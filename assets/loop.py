@@ -21,7 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.iteration import IterationConfig, iteration_context, write_png
-from assets.resources import ComputeResource, ZeroforgeHome
+from assets.resources import BenchmarkSuite, ComputeResource, ZeroforgeHome
 from evaluation.plots import consistency_histogram, curves, png_markdown
 from recipes import get_recipe
 from recipes.loop import build_task_set, task_set_stats, train_solver, train_task_maker
@@ -180,8 +180,10 @@ def build_loop_assets(recipe_name: str) -> list:
         group_name=recipe_name, kinds={"pandas"}, pool="gpu",
         description="The Solver on the procedural held-out set: greedy, sampled and majority-of-m accuracy, vs its parent.",
     )
-    def benchmark_scores(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
+    def benchmark_scores(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome,
+                         compute: ComputeResource, benchmarks: BenchmarkSuite):
         from evaluation.plots import accuracy_bars
+        from evaluation.runner import EvalReport, evaluate_model
         from evaluation.self_consistency import consistency_report
         from recipes.bootstrap import held_out_examples
 
@@ -199,7 +201,22 @@ def build_loop_assets(recipe_name: str) -> list:
             parent_path.parent.mkdir(parents=True, exist_ok=True)
             parent_path.write_text(json.dumps({"procedural": score(ctx.parents["solver"])}, indent=2))
         parent = json.loads(parent_path.read_text())["procedural"]
-        current = score(store.role_dir(recipe_name, key, "solver"))
+        solver_dir = store.role_dir(recipe_name, key, "solver")
+        current = score(solver_dir)
+        # Configured benchmarks through the evaluation harness (greedy, per-sample predictions as parquet);
+        # the parent's report is computed once for iteration 1 (the base model) and reused after that.
+        suite, limit = benchmarks.parsed(), (benchmarks.limit or None)
+        eval_dir = store.eval_dir(recipe_name, key)
+        report = evaluate_model(solver_dir, suite, eval_dir, batch_size=ctx.config.engine_batch_size, limit=limit, device=ctx.device)
+        parent_eval = store.parent_eval_dir(recipe_name, key)
+        if not (parent_eval / "report.json").is_file():
+            evaluate_model(ctx.parents["solver"], suite, parent_eval, batch_size=ctx.config.engine_batch_size, limit=limit, device=ctx.device)
+        parent_report = EvalReport.load(parent_eval)
+        bench_rows = "| benchmark | metric | score | 95% CI | n | parent score |\n|---|---|---|---|---|---|\n" + "\n".join(
+            f"| {r.name} | {r.metric} | {r.score:.4f} | {r.ci95[0]:.4f}-{r.ci95[1]:.4f} | {r.n} | "
+            f"{parent_report.results[r.name].score:.4f} |" if r.name in parent_report.results else f"| {r.name} | {r.metric} | {r.score:.4f} | - | {r.n} | - |"
+            for r in report.results.values()
+        )
         scores = {"procedural": current, "parent": labels["solver"], "parent_procedural": parent}
         path = store.scores_path(recipe_name, key)
         path.write_text(json.dumps(scores, indent=2))
@@ -218,7 +235,13 @@ def build_loop_assets(recipe_name: str) -> list:
             "greedy_delta_vs_parent": delta,
             "wall_time_s": round(time.monotonic() - t0, 1),
             "scores_plot": dg.MetadataValue.md(png_markdown(png, "scores")),
+            "benchmarks": dg.MetadataValue.md(bench_rows),
+            "eval_report": dg.MetadataValue.path(str(eval_dir / "report.json")),
+            **{f"{name}_score": r.score for name, r in report.results.items()},
         })
 
     out.append(benchmark_scores)
+    from assets.scores import build_score_assets
+
+    out += build_score_assets(recipe_name, benchmark_scores, parts)
     return out

@@ -80,8 +80,34 @@ class ComputeResource(dg.ConfigurableResource):
         return default_device()
 
 
+class BenchmarkSuite(dg.ConfigurableResource):
+    """Benchmarks every `benchmark_scores` partition is scored on.
+
+    `benchmarks` reads like the CLI's --bench flags, comma separated:
+    "procedural,MathVista=/data/vlmeval,ChartQA=/data/chartqa.parquet"
+    (env ZEROFORGE_BENCHMARKS; default: the procedural held-out benchmark).
+    `limit` caps samples per benchmark (0: all), for quick checks.
+    """
+
+    benchmarks: str = "procedural"
+    limit: int = 0
+
+    def parsed(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {}
+        for item in filter(None, (x.strip() for x in self.benchmarks.split(","))):
+            name, _, path = item.partition("=")
+            out[name.strip()] = path.strip() or None
+        if not out:
+            raise ValueError("BenchmarkSuite.benchmarks is empty; expected e.g. 'procedural' or 'MathVista=/data/vlmeval'")
+        return out
+
+
 def resources_from_env() -> dict:
     return {
         "home": ZeroforgeHome(root=os.environ.get("ZEROFORGE_HOME", "")),
         "compute": ComputeResource(device=os.environ.get("ZEROFORGE_DEVICE", "auto")),
+        "benchmarks": BenchmarkSuite(
+            benchmarks=os.environ.get("ZEROFORGE_BENCHMARKS", "procedural"),
+            limit=int(os.environ.get("ZEROFORGE_BENCHMARK_LIMIT", "0")),
+        ),
     }

@@ -73,6 +73,22 @@ class IterationStore:
     def base_scores_path(self, recipe: str) -> Path:
         return self.home / "runs" / recipe / "base_scores.json"
 
+    def eval_dir(self, recipe: str, partition: str) -> Path:
+        """Evaluation harness output of this iteration's Solver: report.json + predictions/*.parquet."""
+        return self.iteration_dir(recipe, partition) / "eval"
+
+    def base_eval_dir(self, recipe: str) -> Path:
+        return self.home / "runs" / recipe / "base_eval"
+
+    def parent_eval_dir(self, recipe: str, partition: str) -> Path:
+        n = parse_iteration(partition)
+        return self.base_eval_dir(recipe) if n == 1 else self.eval_dir(recipe, iteration_key(n - 1))
+
+    def iterations(self, recipe: str) -> list[str]:
+        """Iteration keys that have a directory, in order."""
+        root = self.home / "runs" / recipe
+        return sorted(p.name for p in root.glob("iter-*") if p.is_dir()) if root.is_dir() else []
+
     def config_path(self, recipe: str, partition: str) -> Path:
         return self.iteration_dir(recipe, partition) / "iteration_config.json"
 

@@ -40,6 +40,8 @@ for name in sorted(RECIPES):
         description=f"One {name} iteration: task makers -> task set (+ blocking checks) -> Solver -> scores.",
     )
     jobs.append(job)
+    jobs.append(dg.define_asset_job(f"{name}_leaderboard", selection=dg.AssetSelection.assets(dg.AssetKey([name, "leaderboard"])),
+                                    description=f"Rebuild the {name} leaderboard from every iteration's evaluation report."))
     sensors.append(build_chain_sensor(name, job, partitions))
 
 defs = dg.Definitions(

@@ -42,6 +42,10 @@ def run_iteration(instance: dg.DagsterInstance, recipe: str, n: int, iteration_c
     )
 
 
+def run_leaderboard(instance: dg.DagsterInstance, recipe: str) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(f"{recipe}_leaderboard").execute_in_process(instance=instance, raise_on_error=False)
+
+
 def materialization_metadata(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     """{asset key string: {metadata key: value}} for every materialization in a run."""
     out = {}

@@ -155,7 +155,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from assets.store import iteration_key
-    from orchestration.runs import materialization_metadata, run_foundation, run_iteration
+    from orchestration.runs import materialization_metadata, run_foundation, run_iteration, run_leaderboard
 
     t0 = time.monotonic()
     instance = dg.DagsterInstance.get()
@@ -180,6 +180,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 1
     print(f"\n{recipe}: {n_iter} iteration(s) on the embedded default")
     _print_table(rows)
+    board = run_leaderboard(instance, recipe)
+    if board.success:
+        md = materialization_metadata(board).get(f"{recipe}/leaderboard", {})
+        print(f"\nleaderboard (evaluation harness, greedy; {md.get('path', '')}):\n{md.get('table', '')}")
     plot = _progress_plot(home, recipe, keys)
     print(f"\nzeroforge demo ({args.profile}) succeeded in {time.monotonic() - t0:.0f} s")
     if plot:

@@ -101,3 +101,24 @@ def test_chain_sensor_requests_the_next_iteration(smoke_home):
     assert result.dynamic_partitions_requests[0].partition_keys == ["iter-0003"]
     capped = sensor(dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(max_iterations=2)}))
     assert isinstance(capped, dg.SkipReason) and "max_iterations=2" in capped.skip_message
+
+
+def test_scores_regression_check_and_leaderboard(smoke_home):
+    """After test_two_iterations_and_the_guard: harness reports exist, the WARN check ran, the leaderboard compares them."""
+    from evaluation.runner import EvalReport
+    from orchestration.runs import materialization_metadata, run_iteration, run_leaderboard
+
+    home, instance = smoke_home
+    store = IterationStore(home)
+    r = run_iteration(instance, "vzero", 1, SMOKE)  # rerun of a partition: rematerializes, parents unchanged
+    assert r.success
+    checks = {e.event_specific_data.check_name: e.event_specific_data for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    assert set(checks) == {"task_set_is_valid", "benchmark_scores_did_not_regress"}
+    assert checks["benchmark_scores_did_not_regress"].severity == dg.AssetCheckSeverity.WARN
+    report = EvalReport.load(store.eval_dir("vzero", "iter-0001"))
+    assert report["procedural"].n == 24 and (store.eval_dir("vzero", "iter-0001") / "predictions" / "procedural.parquet").is_file()
+    board = run_leaderboard(instance, "vzero")
+    assert board.success
+    md = materialization_metadata(board)["vzero/leaderboard"]
+    assert md["models"][0] == "base" and "iter-0001" in md["models"]
+    assert "procedural" in md["table"]
