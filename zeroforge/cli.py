@@ -24,7 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # seconds-long version for tests and for checking an install.
 PROFILES: dict[str, dict] = {
     "demo": {
-        "base_model": {"size": "small", "n_train_images": 800, "warm_start_steps": 600, "warm_start_minutes": 5.0},
+        # ~8 minutes of supervised warm start: the base must be partly right for majority votes to mean anything
+        "base_model": {"size": "small", "n_train_images": 1200, "warm_start_steps": 900, "warm_start_minutes": 8.0},
         "image_pool": {"procedural_images": 2000},
     },
     "smoke": {
