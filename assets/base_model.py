@@ -32,6 +32,7 @@ class BaseModelConfig(dg.Config):
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
+    rebuild: bool = False  # build again even if a base with this exact config exists
 
     def build(self) -> BaseModelBuild:
         return BaseModelBuild(
@@ -63,11 +64,20 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
                 "source": "user checkpoint",
             }
         )
-    final = home.base_model_dir()
-    with home.atomic_dir(final) as tmp:
-        report = build_base_model(tmp, config.build(), progress=True)
-        (tmp / "loss.png").write_bytes(loss_png := loss_curve(report["loss"], "warm-start loss"))
-        (tmp / "accuracy.png").write_bytes(acc_png := accuracy_bars(report["held_out_accuracy"]))
+    build = config.build()
+    # Content-addressed: a base built with this exact configuration is reused, so rerunning the
+    # demo (or a failed downstream partition) does not repeat minutes of warm start.
+    final = home.base_model_dir(build.fingerprint())
+    cached = (final / "zeroforge_base.json").is_file() and not config.rebuild
+    if cached:
+        report = json.loads((final / "zeroforge_base.json").read_text())
+        context.log.info(f"reusing the base model built with this configuration at {final} (set rebuild=True to build again)")
+    else:
+        with home.atomic_dir(final) as tmp:
+            report = build_base_model(tmp, build, progress=True)
+            (tmp / "loss.png").write_bytes(loss_curve(report["loss"], "warm-start loss"))
+            (tmp / "accuracy.png").write_bytes(accuracy_bars(report["held_out_accuracy"]))
+    loss_png, acc_png = (final / "loss.png").read_bytes(), (final / "accuracy.png").read_bytes()
     IterationStore(home.path).set_base_model(final, "embedded")
     acc = report["held_out_accuracy"]
     table = "| task type | accuracy | 95% CI | n |\n|---|---|---|---|\n" + "\n".join(
@@ -78,6 +88,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
         metadata={
             "path": dg.MetadataValue.path(str(final)),
             "source": "embedded",
+            "reused": cached,
             "size": config.size,
             "parameters": report["parameters"],
             "held_out_accuracy": acc["all"]["accuracy"],

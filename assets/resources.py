@@ -35,8 +35,9 @@ class ZeroforgeHome(dg.ConfigurableResource):
         p.mkdir(parents=True, exist_ok=True)
         return p
 
-    def base_model_dir(self) -> Path:
-        return self.path / "models" / "base"
+    def base_model_dir(self, fingerprint: str) -> Path:
+        """Embedded base models live under the fingerprint of their build configuration."""
+        return self.path / "models" / f"base-{fingerprint}"
 
     def pool_root(self) -> Path:
         return self.dir("pool")

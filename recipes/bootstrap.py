@@ -78,6 +78,15 @@ class BaseModelBuild:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def fingerprint(self) -> str:
+        """12 hex digits identifying this build configuration (and the code version that built it)."""
+        import hashlib
+
+        from zeroforge import __version__
+
+        blob = json.dumps({"build": self.to_dict(), "version": __version__}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
 
 def tokenizer_corpus(examples: Sequence[SupervisedExample]) -> list[str]:
     """Text the tokenizer must cover: the world's vocabulary plus every prompt and reply template."""

@@ -25,7 +25,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES: dict[str, dict] = {
     "demo": {
         # ~8 minutes of supervised warm start: the base must be partly right for majority votes to mean anything
-        "base_model": {"size": "small", "n_train_images": 1200, "warm_start_steps": 900, "warm_start_minutes": 8.0},
+        # ~10 minutes of supervised warm start (once: the base is reused while its config is unchanged);
+        # the base must be partly right for majority votes to mean anything
+        "base_model": {"size": "small", "n_train_images": 1500, "warm_start_steps": 1200, "warm_start_minutes": 10.0},
         "image_pool": {"procedural_images": 2000},
     },
     "smoke": {

@@ -34,7 +34,9 @@ def _metadata(result, key):
 
 
 def test_foundation_assets_materialize(tmp_path):
-    result = _materialize([base_model, image_pool], tmp_path, SMOKE)
+    # the asset path, not model quality: a 20-step warm start is enough
+    cfg = {**SMOKE, "base_model": {**SMOKE["base_model"], "warm_start_steps": 20}}
+    result = _materialize([base_model, image_pool], tmp_path, cfg)
     assert result.success
     md = _metadata(result, "base_model")
     assert md["source"] == "embedded" and 0.4e6 < md["parameters"] < 1.5e6
@@ -42,7 +44,7 @@ def test_foundation_assets_materialize(tmp_path):
     assert "| color |" in md["accuracy_by_type"] and md["loss_plot"].startswith("![")
     model_dir = Path(md["path"])
     report = json.loads((model_dir / "zeroforge_base.json").read_text())
-    assert report["warm_start"]["steps"] == SMOKE["base_model"]["warm_start_steps"]
+    assert report["warm_start"]["steps"] == 20
     assert "all" in report["held_out_accuracy"]
     load_vlm(model_dir)  # the materialized checkpoint loads as an ordinary HF directory
     assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".tmp-")]
@@ -121,3 +123,14 @@ def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
     runs = instance.get_runs()
     assert len(runs) == 1 and runs[0].job_name == "demo_job"
+
+
+def test_base_model_is_reused_for_the_same_config_and_rebuilt_on_request(tmp_path):
+    cfg = {"base_model": {**SMOKE["base_model"], "warm_start_steps": 2}}
+    first = _metadata(_materialize([base_model], tmp_path, cfg), "base_model")
+    again = _metadata(_materialize([base_model], tmp_path, cfg), "base_model")
+    assert first["reused"] is False and again["reused"] is True and again["path"] == first["path"]
+    forced = _metadata(_materialize([base_model], tmp_path, {"base_model": {**cfg["base_model"], "rebuild": True}}), "base_model")
+    assert forced["reused"] is False and forced["path"] == first["path"]
+    other = _metadata(_materialize([base_model], tmp_path, {"base_model": {**cfg["base_model"], "seed": 1}}), "base_model")
+    assert other["path"] != first["path"]
