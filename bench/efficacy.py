@@ -31,17 +31,23 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+# Python puts bench/ first on sys.path, where bench/retrieval.py would shadow the `retrieval` package:
+# drop it and import the shared helpers as bench._common from the repository root.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+sys.path.insert(0, str(_ROOT))
+from bench import _common  # noqa: E402
 
 
-def paired_bootstrap(a: list[bool], b: list[bool], iters: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of b - a over paired questions and its 95% bootstrap interval."""
-    rng = random.Random(seed)
-    n = len(a)
-    diffs = [int(y) - int(x) for x, y in zip(a, b)]
-    stats = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(iters))
-    return sum(diffs) / n, stats[int(0.025 * iters)], stats[int(0.975 * iters)]
+def paired_bootstrap(a: list[bool], b: list[bool], seed: int = 0) -> tuple[float, float, float]:
+    """Mean of b - a over paired questions and its 95% bootstrap interval (questions resampled together)."""
+    import numpy as np
+
+    from evaluation.stats import bootstrap_interval
+
+    diffs = np.array([int(y) - int(x) for x, y in zip(a, b)], dtype=float)
+    lo, hi = bootstrap_interval(len(diffs), lambda idx: diffs[idx].mean(), n_resamples=2000, seed=seed)
+    return float(diffs.mean()), lo, hi
 
 
 def main() -> None:

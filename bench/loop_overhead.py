@@ -26,8 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402,F401
+# Python puts bench/ first on sys.path, where bench/retrieval.py would shadow the `retrieval` package:
+# drop it and import the shared helpers as bench._common from the repository root.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+sys.path.insert(0, str(_ROOT))
+from bench import _common  # noqa: E402
 
 
 def bare_trl(parent: Path, out: Path, rows: list[dict], hp) -> None:

@@ -22,8 +22,12 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, model_dir, timed  # noqa: E402
+# Python puts bench/ first on sys.path, where bench/retrieval.py would shadow the `retrieval` package:
+# drop it and import the shared helpers as bench._common from the repository root.
+_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
+sys.path.insert(0, str(_ROOT))
+from bench._common import machine, model_dir, timed  # noqa: E402
 
 
 def main() -> None:
