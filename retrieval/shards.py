@@ -15,6 +15,7 @@ through ``webdataset.WebDataset`` and ``load_image(shard, key)`` fetches one ima
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -184,13 +185,30 @@ def read_shards(paths: Sequence[str | os.PathLike]) -> Iterator[ImageRecord]:
         yield _decode(sample, sample.get("__url__", "?"))
 
 
+@functools.lru_cache(maxsize=256)
+def _member_index(path: str, size: int, mtime_ns: int) -> dict[str, tuple[int, int]]:
+    """{member name: (data offset, size)} of one shard, read once.
+
+    Shards are immutable once renamed into place, so the index is cached per
+    (path, size, mtime); a rewritten file gets a new key. Without it every
+    random access rescans the tar from the start (~130 ms for a 1,000-image
+    shard), which dominated task building and Solver dataset loading.
+    """
+    with tarfile.open(path, "r") as tar:
+        return {m.name: (m.offset_data, m.size) for m in tar.getmembers() if m.isfile()}
+
+
 def load_image(shard_path: str | os.PathLike, key: str) -> Image.Image:
-    """Fetch one sample's image by key (random access through tarfile)."""
-    with tarfile.open(shard_path, "r") as tar:
-        try:
-            member = tar.getmember(f"{key}.png")
-        except KeyError:
-            raise KeyError(f"no image with key {key!r} in shard {shard_path}") from None
-        data = tar.extractfile(member).read()
+    """Fetch one sample's image by key (random access through a cached member index)."""
+    path = os.fspath(shard_path)
+    st = os.stat(path)
+    index = _member_index(path, st.st_size, st.st_mtime_ns)
+    entry = index.get(f"{key}.png")
+    if entry is None:
+        raise KeyError(f"no image with key {key!r} in shard {shard_path}")
+    offset, size = entry
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
     with Image.open(io.BytesIO(data)) as img:
         return img.convert("RGB")
