@@ -4,8 +4,9 @@ Same model, same task set, same GRPOConfig, one run, alternating:
 
   dagster   materialize `<recipe>/solver_checkpoint` for one iteration partition through the
             iteration job (run storage, event log, resources, config freezing, metadata, plots)
-  bare      a plain script: load the parent model, build the same dataset, GRPOTrainer(...).train(),
-            save_pretrained, with nothing from zeroforge's loop in between
+  bare      a plain script: load the parent model, the prebuilt dataset, GRPOTrainer(...).train()
+            with the same GRPOConfig (trainer checkpoints included), save_pretrained; nothing of
+            zeroforge's loop in between (--bare-no-checkpoints: without trainer checkpoints)
 
     .venv/bin/python bench/loop_overhead.py --home .zeroforge [--partition iter-0001] [--repeats 2]
 
@@ -34,7 +35,7 @@ sys.path.insert(0, str(_ROOT))
 from bench import _common  # noqa: E402
 
 
-def bare_trl(parent: Path, out: Path, rows: list[dict], hp) -> None:
+def bare_trl(parent: Path, out: Path, rows: list[dict], hp, checkpoints: bool = True) -> None:
     """The baseline: TRL alone."""
     from datasets import Dataset
     from trl import GRPOTrainer
@@ -45,7 +46,8 @@ def bare_trl(parent: Path, out: Path, rows: list[dict], hp) -> None:
     model, proc = load_vlm(parent, device="cpu")
     args = hp.to_grpo_config(out / "trainer", "cpu")
     args.reward_weights = [0.9, 0.1]
-    args.save_strategy = "no"  # the asset saves trainer checkpoints for resuming; count that against it
+    if not checkpoints:  # --bare-no-checkpoints: measure what the asset's resumability costs
+        args.save_strategy = "no"
     trainer = GRPOTrainer(model=model, reward_funcs=[solver_accuracy, choice_format], args=args,
                           train_dataset=Dataset.from_list(rows), processing_class=proc)
     trainer.train()
@@ -60,6 +62,7 @@ def main() -> None:
     ap.add_argument("--partition", default="iter-0001")
     ap.add_argument("--steps", type=int, default=0, help="override the frozen solver steps (0: keep)")
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--bare-no-checkpoints", action="store_true", help="bare script without trainer checkpoints")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -107,7 +110,7 @@ def main() -> None:
     def bare() -> float:
         out = Path(tempfile.mkdtemp(prefix="zf-bare-"))
         t0 = time.perf_counter()
-        bare_trl(parent, out, rows, loop.solver)
+        bare_trl(parent, out, rows, loop.solver, checkpoints=not args.bare_no_checkpoints)
         dt = time.perf_counter() - t0
         shutil.rmtree(out, ignore_errors=True)
         return dt

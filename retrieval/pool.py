@@ -20,11 +20,16 @@ and rejected inputs are quarantined under ``root/quarantine`` (or a given direct
 Shards are written first and rows appended after, so a crash in between leaves only
 unreferenced shards, never rows pointing at missing pixels.  One writer at a time.
 
-Embeddings (planned): they go in a separate table per embedding model, e.g.
-``embeddings_<model>`` with ``id`` (str, join key to ``images``) and ``vector``
-(``fixed_size_list<float32>[dim]``).  Keeping them apart lets models of different
-dimensions coexist, lets LanceDB build a vector index on a column without nulls, and
-lets re-embedding happen without rewriting the metadata rows.
+Embeddings: ``pool.embed(embedder)`` writes them to a separate table per embedder,
+``embeddings_<first 16 hex digits of embedder.fingerprint>``, with ``id`` (str, join key to
+``images``), ``vector`` (``fixed_size_list<float32>[dim]``) and the filter columns source,
+difficulty and seen_iteration (see ``retrieval.vector_index``).  Keeping them apart lets
+models of different dimensions coexist, lets LanceDB build a vector index on a column
+without nulls, and lets re-embedding happen without rewriting the metadata rows; a second
+``embed`` with the same embedder embeds only images added since::
+
+    report = pool.embed(embedder)                       # EmbedReport(embedded_new, skipped_existing, ...)
+    hits = pool.search_text(embedder, "a bar chart of five bars", k=5, where="difficulty >= 3")
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lancedb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from PIL import Image
@@ -46,6 +52,7 @@ from retrieval.sources.base import ImageRecord, Rejected
 from retrieval.sources.quarantine import quarantine
 
 TABLE = "images"
+EMBED_TABLE_PREFIX = "embeddings_"
 SHARD_PREFIX = "pool"
 SCHEMA = pa.schema([
     pa.field("id", pa.string(), nullable=False),
@@ -183,10 +190,26 @@ class ImagePool:
             raise KeyError(f"no image with id {image_id!r} in pool {self.root}")
         return df.iloc[0].to_dict()
 
+    def _location(self, image_id: str) -> tuple[str, str]:
+        """(shard, key) of an image, from an in-memory map read once per pool version.
+
+        A LanceDB filter per image costs ~15 ms; task building and Solver
+        datasets fetch hundreds of images, so the id -> location map is read
+        in one scan and refreshed when the table's version changes (`add`).
+        """
+        version = self._table.version
+        if getattr(self, "_loc_version", None) != version:
+            df = self._table.to_arrow().select(["id", "shard", "key"]).to_pandas()
+            self._loc = dict(zip(df["id"], zip(df["shard"], df["key"])))
+            self._loc_version = version
+        if image_id not in self._loc:
+            raise KeyError(f"no image with id {image_id!r} in pool {self.root}")
+        return self._loc[image_id]
+
     def get_image(self, image_id: str) -> Image.Image:
         """The RGB pixels of one image."""
-        row = self._row(image_id)
-        return load_image(self.shard_dir / row["shard"], row["key"])
+        shard, key = self._location(image_id)
+        return load_image(self.shard_dir / shard, key)
 
     def get_record(self, image_id: str) -> ImageRecord:
         """Image plus metadata, rebuilt as an ``ImageRecord``."""
@@ -202,3 +225,96 @@ class ImagePool:
         if not 0 <= n <= len(ids):
             raise ValueError(f"cannot sample {n} ids: {len(ids)} match where={where!r}")
         return random.Random(seed).sample(ids, n)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def vector_index(self, embedder) -> "VectorIndex":
+        """The vector table of an embedder (or of a fingerprint string) in this pool's database."""
+        from retrieval.vector_index import VectorIndex
+
+        fingerprint = embedder if isinstance(embedder, str) else embedder.fingerprint
+        # One VectorIndex per fingerprint and pool object: opening one checks the whole
+        # table's fingerprint column, too slow to repeat for every Searcher query.
+        cache = self.__dict__.setdefault("_vector_indexes", {})
+        if fingerprint not in cache:
+            cache[fingerprint] = VectorIndex(self.db, f"{EMBED_TABLE_PREFIX}{fingerprint[:16]}",
+                                             fingerprint=fingerprint)
+        return cache[fingerprint]
+
+    def embed(self, embedder, batch_size: int = 64, flush_rows: int = 4096,
+              build_index: bool = True) -> "EmbedReport":
+        """Embed the images that this embedder's table lacks; build the ANN index once large.
+
+        Images are read shard by shard (each tar opened once) and appended every
+        ``flush_rows`` rows, so an interrupted run keeps what it wrote and the next call
+        resumes.  ``build_index`` then creates or refreshes IVF-PQ when the table is
+        large enough (``VectorIndex.build_index``).
+        """
+        import time
+
+        from retrieval.vector_index import EmbedReport
+
+        t0 = time.monotonic()
+        index = self.vector_index(embedder)
+        rows = (self._table.search().select(["id", "source", "shard", "key", "difficulty"]).limit(None)
+                .to_pandas() if self.count() else pd.DataFrame(columns=["id", "source", "shard", "key", "difficulty"]))
+        done = index.contains(rows["id"].tolist())
+        todo = rows[~rows["id"].isin(done)]
+        pending: dict[str, list] = {"id": [], "vec": [], "source": [], "difficulty": []}
+
+        def flush() -> None:
+            if pending["id"]:
+                index.upsert_missing(pending["id"], np.concatenate(pending["vec"]),
+                                     {"source": pending["source"], "difficulty": pending["difficulty"]})
+                for v in pending.values():
+                    v.clear()
+
+        for shard, group in todo.groupby("shard", sort=True):
+            images = self._shard_images(shard, group["key"].tolist())
+            for lo in range(0, len(group), batch_size):
+                part = group.iloc[lo:lo + batch_size]
+                pending["vec"].append(embedder.embed_images(images[lo:lo + batch_size], batch_size=batch_size))
+                pending["id"] += part["id"].tolist()
+                pending["source"] += part["source"].tolist()
+                pending["difficulty"] += [int(d) for d in part["difficulty"]]
+                if len(pending["id"]) >= flush_rows:
+                    flush()
+        flush()
+        index_report = index.build_index() if build_index and index.table is not None else None
+        return EmbedReport(embedded_new=len(todo), skipped_existing=len(done), seconds=time.monotonic() - t0,
+                           table=index.table_name, fingerprint=index.fingerprint, index=index_report)
+
+    def _shard_images(self, shard: str, keys: list[str]) -> list[Image.Image]:
+        """Images of these keys from one shard, opening the tar once."""
+        import io
+        import tarfile
+
+        path = self.shard_dir / shard
+        with tarfile.open(path, "r") as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            out = []
+            for key in keys:
+                member = members.get(f"{key}.png")
+                if member is None:
+                    raise KeyError(f"no image with key {key!r} in shard {path}")
+                with Image.open(io.BytesIO(tar.extractfile(member).read())) as img:
+                    out.append(img.convert("RGB"))
+        return out
+
+    def search_text(self, embedder, query: str, k: int = 5, where: str | None = None,
+                    **search_kwargs) -> list[tuple[str, float]]:
+        """Top-k (image id, cosine similarity) for a text query among the embedded images.
+
+        ``where`` filters on the vector table's columns (source, difficulty,
+        seen_iteration); ``search_kwargs`` go to ``VectorIndex.search`` (nprobes,
+        refine_factor, exact).  Raises if ``embed`` has not run for this embedder.
+        """
+        index = self.vector_index(embedder)
+        if index.table is None:
+            raise LookupError(f"pool {self.root} has no embeddings for embedder {index.fingerprint[:16]}: "
+                              f"call pool.embed(embedder) first")
+        return index.search(embedder.embed_texts([query])[0], k=k, where=where, **search_kwargs)
+
+    def mark_seen(self, embedder, ids: list[str], iteration: int) -> int:
+        """Record that these images were handed out in ``iteration`` (filter: seen_iteration)."""
+        return self.vector_index(embedder).mark_seen(ids, iteration)
