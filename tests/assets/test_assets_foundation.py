@@ -89,7 +89,8 @@ def test_base_model_accepts_a_user_checkpoint(tmp_path, tiny_model_dir):
     assert result.success
     md = _metadata(result, "base_model")
     assert md["source"] == "user checkpoint" and md["architecture"] == "Qwen2_5_VLForConditionalGeneration"
-    assert not (tmp_path / "models").exists()  # a user's checkpoint is recorded, never copied
+    # a user's checkpoint is recorded (a pointer file), never copied
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["base_model.json"]
 
 
 def test_base_model_with_a_bad_path_fails_with_a_clear_error(tmp_path):
@@ -122,7 +123,8 @@ def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
     for key in ("base_model", "image_pool"):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
     runs = instance.get_runs()
-    assert len(runs) == 1 and runs[0].job_name == "demo_job"
+    assert sorted(r.job_name for r in runs) == ["demo_job", "vzero_iteration", "vzero_leaderboard"]
+    assert "vzero: 1 iteration(s) on the embedded default" in proc.stdout and "iter-0001" in proc.stdout
 
 
 def test_base_model_is_reused_for_the_same_config_and_rebuilt_on_request(tmp_path):
