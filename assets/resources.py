@@ -105,7 +105,9 @@ class BenchmarkSuite(dg.ConfigurableResource):
 
 def resources_from_env() -> dict:
     return {
-        "home": ZeroforgeHome(root=os.environ.get("ZEROFORGE_HOME", "")),
+        # root "" is read from $ZEROFORGE_HOME each time it is used, not frozen when the code location
+        # is imported: the CLI, the webserver's code server and tests all point it somewhere at run time
+        "home": ZeroforgeHome(),
         "compute": ComputeResource(device=os.environ.get("ZEROFORGE_DEVICE", "auto")),
         "benchmarks": BenchmarkSuite(
             benchmarks=os.environ.get("ZEROFORGE_BENCHMARKS", "procedural"),
