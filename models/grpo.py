@@ -121,6 +121,28 @@ class _WallClock(TrainerCallback):
         return control
 
 
+class _ResumeWeights(TrainerCallback):
+    """Load the resumed checkpoint's weights the way `from_pretrained` does, when training begins.
+
+    `Trainer._load_from_checkpoint` (transformers 5.23) loads `model.safetensors` with a raw, non-strict
+    `load_state_dict`; for Qwen2.5-VL the saved names (`model.layers.*`, `visual.*`) differ from the module
+    names (`model.language_model.layers.*`, `model.visual.*`), so nothing is loaded and a resumed run would
+    silently continue from the parent's weights with the optimizer state of step N. This loads the
+    checkpoint through the model class's own key mapping, strictly, in place (optimizer references stay valid).
+    """
+
+    def __init__(self, checkpoint: Path, device: str, dtype):
+        self.checkpoint, self.device, self.dtype = checkpoint, device, dtype
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        from models.loading import load_vlm
+
+        loaded, _ = load_vlm(self.checkpoint, device=self.device, dtype=self.dtype)
+        model.load_state_dict(loaded.state_dict(), strict=True)
+        del loaded
+        return control
+
+
 def last_trainer_checkpoint(trainer_dir: Path) -> Path | None:
     """The newest complete `checkpoint-N` folder (one with trainer_state.json), if any."""
     if not trainer_dir.is_dir():
@@ -162,6 +184,9 @@ def train_grpo(
     args = hp.to_grpo_config(trainer_dir, device)
     if reward_weights is not None:
         args.reward_weights = list(reward_weights)
+    resume = last_trainer_checkpoint(trainer_dir)
+    # full-model checkpoints need the key-mapped load; LoRA ones hold adapters, which the Trainer loads itself
+    restore = [_ResumeWeights(resume, device, dtype)] if resume and not (resume / "adapter_config.json").exists() else []
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=list(reward_funcs),
@@ -169,9 +194,8 @@ def train_grpo(
         train_dataset=Dataset.from_list(list(rows)),
         processing_class=processor,
         peft_config=peft_config,
-        callbacks=[_WallClock(hp.max_minutes), *callbacks],
+        callbacks=[*restore, _WallClock(hp.max_minutes), *callbacks],
     )
-    resume = last_trainer_checkpoint(trainer_dir)
     t0 = time.monotonic()
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     seconds = time.monotonic() - t0
