@@ -115,7 +115,7 @@ def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
     env.pop("DAGSTER_HOME", None)
     proc = subprocess.run(
         [sys.executable, "-m", "zeroforge.cli", "demo", "--profile", "smoke"],
-        env=env, capture_output=True, text=True, timeout=240,
+        env=env, capture_output=True, text=True, timeout=600,  # ~60 s idle; generous for loaded CI machines
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zeroforge demo (smoke) succeeded" in proc.stdout
