@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 _KEY = re.compile(r"^iter-(\d{4,})$")
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 class MissingParentError(RuntimeError):
@@ -94,8 +95,24 @@ class IterationStore:
 
     @staticmethod
     def checkpoint_complete(path: Path) -> bool:
-        """A role checkpoint is complete once training wrote its card (written last, after the weights)."""
-        return (path / "zeroforge_train.json").is_file() and (path / "config.json").is_file()
+        """A role checkpoint is complete once training wrote its card, and every file the card lists is there.
+
+        Training publishes atomically (`models.grpo.publish_checkpoint`: card last, one rename), so this is a
+        guard against anything else: weights without a card (a kill under an older layout, a manual copy),
+        a truncated card, or files removed or truncated since (sizes are compared with the card's manifest;
+        `zeroforge lineage` compares hashes).
+        """
+        path = Path(path)
+        try:
+            card = json.loads((path / "zeroforge_train.json").read_text())
+        except (OSError, ValueError):
+            return False
+        if not (path / "config.json").is_file():
+            return False
+        files = card.get("files")
+        if files is None:  # cards written before manifests: require some weights
+            return any((path / w).is_file() for w in _WEIGHTS)
+        return all((path / rel).is_file() and (path / rel).stat().st_size == f["bytes"] for rel, f in files.items())
 
     def parent_checkpoint(self, recipe: str, partition: str, role: str) -> tuple[Path, str]:
         """(directory, label) of the checkpoint `role` starts from in `partition`."""

@@ -14,14 +14,25 @@ rewards read.
 Trainer checkpoints are written every `save_steps` under `out_dir/trainer`;
 a rerun with the same `out_dir` resumes from the last complete one.
 
+The final checkpoint is published atomically: model files are written to a
+staging sibling (`.tmp-<name>-*`), the card `zeroforge_train.json` (with a
+manifest of every file's size and sha256) is written last, and the staging
+folder replaces `out_dir` in one rename (the `trainer/` folder moves along).
+A process killed at any point leaves either the previous complete checkpoint
+or no card at all, never a card next to half-written weights.
+
     result = train_grpo(parent_dir, out_dir, rows, [accuracy, fmt], hp, reward_weights=[0.9, 0.1])
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,6 +118,14 @@ class GRPOResult:
     def series(self, key: str) -> list[float]:
         return [float(h[key]) for h in self.log_history if key in h]
 
+    @classmethod
+    def load(cls, out_dir: str | Path) -> GRPOResult:
+        """The result of a finished training from its checkpoint folder (e.g. one trained in another process)."""
+        out = Path(out_dir)
+        card = json.loads((out / CARD).read_text())
+        history = json.loads((out / "log_history.json").read_text())
+        return cls(out, int(card["steps"]), float(card["seconds"]), card.get("resumed_from"), history)
+
 
 class _WallClock(TrainerCallback):
     """Stop training after `minutes` of wall time (0 disables)."""
@@ -119,6 +138,19 @@ class _WallClock(TrainerCallback):
         if self.minutes and (time.monotonic() - self.t0) / 60 > self.minutes:
             control.should_training_stop = True
         return control
+
+
+CARD = "zeroforge_train.json"
+
+
+def _trainer_checkpoint_step(path: Path) -> int | None:
+    """N for a complete `checkpoint-N` (trainer_state.json parses and says step N; written last by the Trainer)."""
+    try:
+        n = int(path.name.split("-")[-1])
+        state = json.loads((path / "trainer_state.json").read_text())
+    except (ValueError, OSError):
+        return None
+    return n if state.get("global_step") == n else None
 
 
 class _ResumeWeights(TrainerCallback):
@@ -143,12 +175,73 @@ class _ResumeWeights(TrainerCallback):
         return control
 
 
+class _DropKeyMismatchWarnings(logging.Filter):
+    """The Trainer's "missing/unexpected keys" warnings on resume; `_ResumeWeights` loads those weights."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "keys in the checkpoint model loaded" not in record.getMessage()
+
+
 def last_trainer_checkpoint(trainer_dir: Path) -> Path | None:
-    """The newest complete `checkpoint-N` folder (one with trainer_state.json), if any."""
+    """The newest complete `checkpoint-N` folder, if any; one killed mid-write (no or truncated state) is skipped."""
     if not trainer_dir.is_dir():
         return None
-    done = [p for p in trainer_dir.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(done, key=lambda p: int(p.name.split("-")[-1])) if done else None
+    done = [(n, p) for p in trainer_dir.glob("checkpoint-*") if (n := _trainer_checkpoint_step(p)) is not None]
+    return max(done)[1] if done else None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_manifest(folder: Path, skip: tuple[str, ...] = ("trainer", CARD)) -> dict[str, dict]:
+    """{relative path: {bytes, sha256}} of every file under `folder` except `skip` (top-level names)."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and rel.parts[0] not in skip:
+            out[rel.as_posix()] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+    return out
+
+
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON through a temp file, fsync and rename: readers see the old file or the whole new one."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, indent=2, default=str))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def recover_checkpoint_dir(out: Path) -> None:
+    """Undo what a kill during `publish_checkpoint` left behind, before training resumes.
+
+    `trainer/` (the resume state) is moved back from a staging folder if the swap did not finish, and
+    stale staging / old folders are removed. The final checkpoint itself is never adopted from staging:
+    the resumed training reaches the last step again (cheaply) and publishes anew.
+    """
+    siblings = sorted(out.parent.glob(f".tmp-{out.name}-*")) + sorted(out.parent.glob(f".old-{out.name}-*"))
+    for d in siblings:
+        if not (out / "trainer").is_dir() and (d / "trainer").is_dir():
+            out.mkdir(parents=True, exist_ok=True)
+            (d / "trainer").rename(out / "trainer")
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def publish_checkpoint(staging: Path, out: Path) -> None:
+    """Make the complete `staging` folder (card written last) the checkpoint at `out`, keeping `out/trainer`."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "trainer").exists():
+        (out / "trainer").rename(staging / "trainer")
+    old = out.parent / f".old-{out.name}-{uuid.uuid4().hex[:8]}"
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def train_grpo(
@@ -171,6 +264,7 @@ def train_grpo(
     if not rows:
         raise ValueError("train_grpo got an empty dataset: nothing passed the task filters for this role")
     out = Path(out_dir)
+    recover_checkpoint_dir(out)
     trainer_dir = out / "trainer"
     dtype = default_dtype(device) if hp.precision == "auto" else (torch.bfloat16 if hp.precision == "bf16" else torch.float32)
     model, processor = load_vlm(parent_dir, device=device, dtype=dtype)
@@ -197,28 +291,54 @@ def train_grpo(
         callbacks=[*restore, _WallClock(hp.max_minutes), *callbacks],
     )
     t0 = time.monotonic()
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    quiet, trainer_log = _DropKeyMismatchWarnings(), logging.getLogger("transformers.trainer")
+    if restore:
+        trainer_log.addFilter(quiet)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        trainer_log.removeFilter(quiet)
     seconds = time.monotonic() - t0
     final = trainer.model
     if hp.use_lora:
         final = final.merge_and_unload()
-    final.save_pretrained(out)
-    processor.save_pretrained(out)
-    for name in ("zeroforge_build.json",):  # carry the embedded model's build card along
-        if (Path(parent_dir) / name).is_file():
-            shutil.copy(Path(parent_dir) / name, out / name)
     history = [dict(h) for h in trainer.state.log_history]
-    card = {
-        "parent": str(parent_dir),
-        "hyperparams": hp.to_dict(),
-        "reward_functions": [getattr(f, "__name__", type(f).__name__) for f in reward_funcs],
-        "reward_weights": list(reward_weights) if reward_weights else None,
-        "steps": int(trainer.state.global_step),
-        "seconds": seconds,
-        "resumed_from": str(resume) if resume else None,
-        "dataset_rows": len(rows),
-        **(metadata or {}),
-    }
-    (out / "zeroforge_train.json").write_text(json.dumps(card, indent=2, default=str))
-    (out / "log_history.json").write_text(json.dumps(history, default=str))
+    accelerator = trainer.accelerator
+    if not accelerator.is_main_process:  # under `accelerate launch`: rank 0 publishes, the others wait for it
+        accelerator.wait_for_everyone()
+        return GRPOResult(out, int(trainer.state.global_step), seconds, str(resume) if resume else None, history)
+    staging = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        final.save_pretrained(staging)
+        # A fresh copy of the parent's processor: training leaves runtime padding/truncation state in the
+        # tokenizer, which would make identical checkpoints differ byte-wise (and in their content hash).
+        from models.loading import load_processor
+
+        load_processor(parent_dir).save_pretrained(staging)
+        for name in ("zeroforge_build.json",):  # carry the embedded model's build card along
+            if (Path(parent_dir) / name).is_file():
+                shutil.copy(Path(parent_dir) / name, staging / name)
+        (staging / "log_history.json").write_text(json.dumps(history, default=str))
+        card = {
+            "parent": str(parent_dir),
+            "hyperparams": hp.to_dict(),
+            "reward_functions": [getattr(f, "__name__", type(f).__name__) for f in reward_funcs],
+            "reward_weights": list(reward_weights) if reward_weights else None,
+            "steps": int(trainer.state.global_step),
+            "seconds": seconds,
+            "resumed_from": str(resume) if resume else None,
+            "dataset_rows": len(rows),
+            **(metadata or {}),
+            "files": file_manifest(staging),  # what checkpoint_complete and `zeroforge lineage` verify
+        }
+        write_json_atomic(staging / CARD, card)  # last: the completion marker
+        publish_checkpoint(staging, out)
+    finally:
+        if staging.exists():  # publishing failed part-way: keep the resume state, drop the rest
+            if (staging / "trainer").is_dir() and not (out / "trainer").exists():
+                out.mkdir(parents=True, exist_ok=True)
+                (staging / "trainer").rename(out / "trainer")
+            shutil.rmtree(staging, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return GRPOResult(out, int(trainer.state.global_step), seconds, card["resumed_from"], history)
