@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all ui dvc clean-home
+.PHONY: setup demo test test-all test-ui ui backfill lineage dvc clean-home
 
 setup:
 	@bash scripts/setup.sh
@@ -20,8 +20,17 @@ test: setup  ## README command 2: set up, then run the test suite (slow tests ex
 test-all: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
+test-ui: setup  ## the UI test: dagster dev + headless Chromium (needs chromium; slow)
+	$(VENV)/bin/python -m pytest -m slow tests/orchestration/test_orchestration_ui.py -s $(PYTEST_ARGS)
+
 ui: setup  ## the Dagster webserver on 127.0.0.1:3000, on the demo's instance
 	$(VENV)/bin/zeroforge ui
+
+backfill:  ## re-execute the failed iterations from failure (the daemon of `make ui` runs it); ARGS=--dry-run
+	$(VENV)/bin/zeroforge backfill $(ARGS)
+
+lineage:  ## what trained a checkpoint, hashes verified: make lineage TARGET=vzero/iter-0002
+	$(VENV)/bin/zeroforge lineage $(TARGET)
 
 dvc:
 	$(VENV)/dvc/bin/dvc $(ARGS)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.lineage import artifact, record_lineage
 from assets.resources import ZeroforgeHome
 from assets.store import IterationStore
 from evaluation.plots import accuracy_bars, loss_curve, png_markdown
@@ -56,13 +57,17 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
     if config.model_path:
         info = describe_model(config.model_path)  # raises a clear error if it is not a checkpoint
         IterationStore(home.path).set_base_model(Path(info.path), "user checkpoint")
+        rec = record_lineage(home.path, "base_model", None, artifact("dir", Path(info.path)),
+                             config={"model_path": info.path}, run_id=context.run_id, log=context.log)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(info.path),
                 "architecture": info.architecture,
                 "model_type": info.model_type,
                 "source": "user checkpoint",
-            }
+                "content_hash": rec["output"]["hash"],
+            },
+            data_version=dg.DataVersion(rec["output"]["hash"]),
         )
     build = config.build()
     # Content-addressed: a base built with this exact configuration is reused, so rerunning the
@@ -84,8 +89,12 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
         f"| {k} | {v['accuracy']:.3f} | {v['ci95'][0]:.3f}-{v['ci95'][1]:.3f} | {v['n']} |" for k, v in acc.items()
     )
     context.log.info(f"base model: {report['parameters']:,} parameters, held-out accuracy {acc['all']}")
+    rec = record_lineage(home.path, "base_model", None, artifact("dir", final), config=report["build"],
+                         run_id=context.run_id, log=context.log)
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(rec["output"]["hash"]),
         metadata={
+            "content_hash": rec["output"]["hash"],
             "path": dg.MetadataValue.path(str(final)),
             "source": "embedded",
             "reused": cached,

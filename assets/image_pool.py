@@ -12,6 +12,7 @@ from itertools import chain
 
 import dagster as dg
 
+from assets.lineage import artifact, record_lineage
 from assets.resources import ZeroforgeHome
 from evaluation.plots import contact_sheet, png_markdown
 from retrieval.pool import ImagePool
@@ -55,8 +56,12 @@ def image_pool(context: dg.AssetExecutionContext, config: ImagePoolConfig, home:
     rejection_table = "| source | file | reason |\n|---|---|---|\n" + "\n".join(
         f"| {r['source']} | {r['ref']} | {r['reason']} |" for r in report.rejections[:50]
     )
+    rec = record_lineage(home.path, "image_pool", None, artifact("dir", pool.shard_dir), config=config.model_dump(),
+                         run_id=context.run_id, log=context.log)
     return dg.MaterializeResult(
+        data_version=dg.DataVersion(rec["output"]["hash"]),
         metadata={
+            "content_hash": rec["output"]["hash"],
             "root": dg.MetadataValue.path(str(pool.root)),
             "images": len(df),
             "added": report.added,

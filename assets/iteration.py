@@ -33,6 +33,7 @@ class IterationConfig(dg.Config):
     task_maker_steps: int = 0
     learning_rate: float = 0.0
     use_lora: bool = False
+    save_steps: int = 0  # trainer checkpoint interval of every role (what a killed step resumes from)
     seed: int = 0
 
 
@@ -52,6 +53,8 @@ def resolve(recipe_name: str, cfg: IterationConfig) -> LoopConfig:
         if cfg.learning_rate > 0:
             hp.learning_rate = cfg.learning_rate
         hp.use_lora = hp.use_lora or cfg.use_lora
+        if cfg.save_steps > 0:
+            hp.save_steps = cfg.save_steps
     if cfg.solver_steps > 0:
         loop.solver.steps = cfg.solver_steps
     if cfg.task_maker_steps > 0:

@@ -16,18 +16,21 @@ mean c, reward and loss curves, wall time, plots).
 import json
 import shutil
 import time
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
+from assets import lineage
 from assets.iteration import IterationConfig, iteration_context, write_png
-from assets.resources import BenchmarkSuite, ComputeResource, ZeroforgeHome
+from assets.resources import GPU_STEP_TAGS, BenchmarkSuite, ComputeResource, ZeroforgeHome
 from evaluation.plots import consistency_histogram, curves, png_markdown
 from recipes import get_recipe
 from recipes.loop import build_task_set, task_set_stats, train_solver, train_task_maker
 from recipes.validation import validate_task_set
 
 FOUNDATION = [dg.AssetKey("base_model"), dg.AssetKey("image_pool")]
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def iterations_partitions(recipe: str) -> dg.DynamicPartitionsDefinition:
@@ -61,6 +64,39 @@ def _grpo_metadata(result, parent_label: str, extra: dict) -> dict:
     }
 
 
+def _train(context, compute: ComputeResource, home: ZeroforgeHome, recipe_name: str, key: str, role: str, here):
+    """Run one role's GRPO training where `compute.launcher` says: here, or in a child process through Pipes.
+
+    Returns (GRPOResult, reward summary, metadata about where it ran). `here` trains in this process.
+    """
+    launcher = compute.resolved_launcher()
+    if launcher == "in_process":
+        result, summary = here()
+        return result, summary, {"launcher": "in_process"}
+    from assets.store import IterationStore
+    from models.grpo import GRPOResult
+
+    extras = {"recipe": recipe_name, "partition": key, "role": role, "home": str(home.path), "device": compute.resolved_device()}
+    client = dg.PipesSubprocessClient(cwd=str(REPO_ROOT), env={"ZEROFORGE_HOME": str(home.path)})
+    invocation = client.run(context=context, command=compute.training_command(), extras=extras)
+    messages = invocation.get_custom_messages()
+    reply = messages[-1] if messages else {}
+    result = GRPOResult.load(IterationStore(home.path).role_dir(recipe_name, key, role))
+    return result, reply.get("summary", {}), {"launcher": f"{launcher} (Dagster Pipes)", "training_pid": int(reply.get("pid", -1))}
+
+
+def _with_lineage(metadata: dict, record: dict) -> dg.MaterializeResult:
+    """The content hash as Dagster's data version and in the metadata, next to where the lineage record is."""
+    h = record["output"]["hash"]
+    dvc = record.get("dvc") or {}
+    extra = {"content_hash": h, "lineage_code_version": (record["code"] or {}).get("git_commit") or "unknown"}
+    if dvc.get("enabled"):
+        extra["dvc_stages"] = len(dvc["stages"])
+    elif dvc.get("error"):
+        extra["dvc_error"] = dvc["error"][-500:]
+    return dg.MaterializeResult(metadata={**metadata, **extra}, data_version=dg.DataVersion(h))
+
+
 def build_loop_assets(recipe_name: str) -> list:
     recipe = get_recipe(recipe_name)
     parts = iterations_partitions(recipe_name)
@@ -73,16 +109,27 @@ def build_loop_assets(recipe_name: str) -> list:
         def make_maker(role=role, deps=tuple(prev_keys)):
             @dg.asset(
                 name=f"{role}_checkpoint", key_prefix=prefix, partitions_def=parts, deps=list(deps),
-                group_name=recipe_name, kinds={"pytorch", "trl"}, pool="gpu",
+                group_name=recipe_name, kinds={"pytorch", "trl"}, pool="gpu", op_tags=GPU_STEP_TAGS,
                 retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
                 description=f"{recipe_name} {role}, GRPO-trained from its previous checkpoint.",
             )
             def maker(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
                 ctx, store, labels = iteration_context(recipe_name, context.partition_key, config, home, compute, (role, "solver"))
+                key = context.partition_key
                 t0 = time.monotonic()
-                result, summary = train_task_maker(recipe, role, ctx, store.role_dir(recipe_name, context.partition_key, role))
+                result, summary, launched = _train(
+                    context, compute, home, recipe_name, key, role,
+                    lambda: train_task_maker(recipe, role, ctx, store.role_dir(recipe_name, key, role)))
                 context.log.info(f"{role} trained {result.steps} steps in {time.monotonic() - t0:.0f} s: {summary}")
-                return dg.MaterializeResult(metadata=_grpo_metadata(result, labels[role], {k: float(v) for k, v in summary.items()}))
+                md = _grpo_metadata(result, labels[role], {**{k: float(v) for k, v in summary.items()}, **launched})
+                rec = lineage.record_lineage(
+                    home.path, f"{recipe_name}/{role}_checkpoint", key, lineage.artifact("checkpoint", result.out_dir),
+                    inputs={"parent_checkpoint": lineage.parent_input(home.path, store, recipe_name, key, role),
+                            "solver_parent": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
+                            "image_pool": lineage.pool_input(home.path),
+                            "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
+                    config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
+                return _with_lineage(md, rec)
 
             return maker
 
@@ -94,7 +141,7 @@ def build_loop_assets(recipe_name: str) -> list:
 
     @dg.asset(
         name="task_set", key_prefix=prefix, partitions_def=parts, deps=maker_keys + [dg.AssetKey("image_pool")],
-        group_name=recipe_name, kinds={"pandas", "parquet"}, pool="gpu",
+        group_name=recipe_name, kinds={"pandas", "parquet"}, pool="gpu", op_tags=GPU_STEP_TAGS,
         description="Synthesized tasks with the Solver's m answers, majority label, c, and kept/dropped with reason.",
     )
     def task_set(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
@@ -125,7 +172,16 @@ def build_loop_assets(recipe_name: str) -> list:
         write_png(path.parent / "task_set_c.png", png)
         preview = df[df["kept"]].head(10)[["task_id", "image_id", "question", "options", "majority", "c"]]
         context.log.info(f"task set {key}: {stats}; pseudo-label accuracy {audit['majority']['accuracy']:.3f}")
-        return dg.MaterializeResult(metadata={
+        rec = lineage.record_lineage(
+            home.path, f"{recipe_name}/task_set", key, lineage.artifact("file", path),
+            inputs={**{f"task_maker_{role}": lineage.upstream(home.path, f"{recipe_name}/{role}_checkpoint", key, "checkpoint", d)
+                       for role, d in makers.items()},
+                    "solver_parent": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
+                    "images": lineage.images_input(ctx.pool, df["image_id"].tolist()),
+                    "image_pool": lineage.pool_input(home.path),
+                    "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
+            config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
+        return _with_lineage({
             "path": dg.MetadataValue.path(str(path)),
             "labeled_by": labels["solver"],
             **stats,
@@ -135,7 +191,7 @@ def build_loop_assets(recipe_name: str) -> list:
             "wall_time_s": round(time.monotonic() - t0, 1),
             "c_histogram": dg.MetadataValue.md(png_markdown(png, "c histogram")),
             "kept_preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "no kept tasks"),
-        })
+        }, rec)
 
     out.append(task_set)
 
@@ -160,24 +216,33 @@ def build_loop_assets(recipe_name: str) -> list:
 
     @dg.asset(
         name="solver_checkpoint", key_prefix=prefix, partitions_def=parts, deps=[task_set.key],
-        group_name=recipe_name, kinds={"pytorch", "trl"}, pool="gpu",
+        group_name=recipe_name, kinds={"pytorch", "trl"}, pool="gpu", op_tags=GPU_STEP_TAGS,
         retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
         description="The Solver, GRPO-trained on the kept tasks' majority labels (0.9 accuracy + 0.1 format).",
     )
     def solver_checkpoint(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
         key = context.partition_key
         ctx, store, labels = iteration_context(recipe_name, key, config, home, compute, ("solver",))
-        df = pd.read_parquet(store.task_set_path(recipe_name, key))
-        result = train_solver(ctx, df, store.role_dir(recipe_name, key, "solver"))
-        return dg.MaterializeResult(metadata=_grpo_metadata(result, labels["solver"], {
-            "task_set": str(store.task_set_path(recipe_name, key)), "train_tasks": int(df["kept"].sum()),
-        }))
+        task_set_path = store.task_set_path(recipe_name, key)
+        df = pd.read_parquet(task_set_path)
+        result, _, launched = _train(context, compute, home, recipe_name, key, "solver",
+                                     lambda: (train_solver(ctx, df, store.role_dir(recipe_name, key, "solver")), {}))
+        md = _grpo_metadata(result, labels["solver"], {"task_set": str(task_set_path), "train_tasks": int(df["kept"].sum()), **launched})
+        rec = lineage.record_lineage(
+            home.path, f"{recipe_name}/solver_checkpoint", key, lineage.artifact("checkpoint", result.out_dir),
+            inputs={"parent_checkpoint": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
+                    "task_set": lineage.upstream(home.path, f"{recipe_name}/task_set", key, "file", task_set_path),
+                    "images": lineage.images_input(ctx.pool, df[df["kept"]]["image_id"].tolist()),
+                    "image_pool": lineage.pool_input(home.path),
+                    "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
+            config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
+        return _with_lineage(md, rec)
 
     out.append(solver_checkpoint)
 
     @dg.asset(
         name="benchmark_scores", key_prefix=prefix, partitions_def=parts, deps=[solver_checkpoint.key],
-        group_name=recipe_name, kinds={"pandas"}, pool="gpu",
+        group_name=recipe_name, kinds={"pandas"}, pool="gpu", op_tags=GPU_STEP_TAGS,
         description="The Solver on the procedural held-out set: greedy, sampled and majority-of-m accuracy, vs its parent.",
     )
     def benchmark_scores(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome,

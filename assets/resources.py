@@ -68,10 +68,27 @@ class ZeroforgeHome(dg.ConfigurableResource):
                 shutil.rmtree(tmp, ignore_errors=True)
 
 
+LAUNCHERS = ("in_process", "subprocess", "accelerate")
+
+# Steps in the "gpu" pool ask Kubernetes for GPUs when a run uses dagster-k8s's k8s_job_executor (one pod per
+# step, see docs/kubernetes.md); every other executor ignores this tag. ZEROFORGE_K8S_GPUS sets the count.
+GPU_STEP_TAGS = {"dagster-k8s/config": {"container_config": {"resources": {
+    "limits": {"nvidia.com/gpu": os.environ.get("ZEROFORGE_K8S_GPUS", "1")}}}}}
+
+
 class ComputeResource(dg.ConfigurableResource):
-    """Where models run: "auto" picks CUDA when present, else CPU."""
+    """Where models run: "auto" picks CUDA when present, else CPU.
+
+    `launcher` says how GRPO training steps run: "in_process" (the default: inside the step, as on the CPU
+    path), "subprocess" (a child process through Dagster Pipes: logs stream into the run, a crash of the
+    trainer is a failed step, not a dead run worker) or "accelerate" (`accelerate launch` through Pipes,
+    with `accelerate_args`, e.g. "--num_processes 8 --mixed_precision bf16"). Empty: $ZEROFORGE_LAUNCHER,
+    else in_process; `accelerate_args` empty: $ZEROFORGE_ACCELERATE_ARGS.
+    """
 
     device: str = "auto"
+    launcher: str = ""
+    accelerate_args: str = ""
 
     def resolved_device(self) -> str:
         if self.device != "auto":
@@ -79,6 +96,22 @@ class ComputeResource(dg.ConfigurableResource):
         from models.loading import default_device
 
         return default_device()
+
+    def resolved_launcher(self) -> str:
+        launcher = self.launcher or os.environ.get("ZEROFORGE_LAUNCHER", "") or "in_process"
+        if launcher not in LAUNCHERS:
+            raise ValueError(f"ComputeResource.launcher must be one of {LAUNCHERS}, got {launcher!r}")
+        return launcher
+
+    def training_command(self) -> list[str]:
+        """The Pipes child's command for the configured launcher (not used in-process)."""
+        import shlex
+        import sys
+
+        if self.resolved_launcher() == "accelerate":
+            args = shlex.split(self.accelerate_args or os.environ.get("ZEROFORGE_ACCELERATE_ARGS", ""))
+            return [sys.executable, "-m", "accelerate.commands.launch", *args, "-m", "orchestration.pipes_train"]
+        return [sys.executable, "-m", "orchestration.pipes_train"]
 
 
 class BenchmarkSuite(dg.ConfigurableResource):
@@ -105,8 +138,8 @@ class BenchmarkSuite(dg.ConfigurableResource):
 
 def resources_from_env() -> dict:
     return {
-        # root "" is read from $ZEROFORGE_HOME each time it is used, not frozen when the code location
-        # is imported: the CLI, the webserver's code server and tests all point it somewhere at run time
+        # root "" reads $ZEROFORGE_HOME when a step runs, not when this module is imported, so one
+        # process (a test session, a notebook) can point successive runs at different homes.
         "home": ZeroforgeHome(),
         "compute": ComputeResource(device=os.environ.get("ZEROFORGE_DEVICE", "auto")),
         "benchmarks": BenchmarkSuite(

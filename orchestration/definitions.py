@@ -37,6 +37,7 @@ for name in sorted(RECIPES):
         f"{name}_iteration",
         selection=dg.AssetSelection.groups(name),
         partitions_def=partitions,
+        tags={"zeroforge/loop": name},  # dagster.yaml queues runs with the same value one at a time
         description=f"One {name} iteration: task makers -> task set (+ blocking checks) -> Solver -> scores.",
     )
     jobs.append(job)

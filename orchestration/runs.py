@@ -5,40 +5,53 @@ foundation job and iteration partitions in-process, on the instance
 $DAGSTER_HOME points at, so everything they do shows up in `make ui`.
 """
 
+import socket
+
 import dagster as dg
 
 from assets.store import iteration_key
 from orchestration.definitions import defs
 
 
-def _op_names(group: str) -> list[str]:
+def _op_names(group: str, assets: list[str] | None = None) -> list[str]:
     graph = defs.resolve_asset_graph()
     names = []
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        if node.group_name == group and node.is_executable:
+        if node.group_name == group and node.is_executable and (assets is None or key.to_user_string() in assets):
             names.append(node.assets_def.node_def.name)
     return sorted(set(names))
 
 
-def iteration_run_config(recipe: str, iteration_config: dict) -> dict:
-    """Run config giving every loop asset of `recipe` the same `IterationConfig`."""
-    return {"ops": {name: {"config": dict(iteration_config)} for name in _op_names(recipe)}}
+def iteration_run_config(recipe: str, iteration_config: dict, assets: list[str] | None = None) -> dict:
+    """Run config giving every loop asset of `recipe` (or only `assets`, e.g. "vzero/solver_checkpoint") the same `IterationConfig`."""
+    return {"ops": {name: {"config": dict(iteration_config)} for name in _op_names(recipe, assets)}}
+
+
+def partition_set_tags(recipe: str, key: str) -> dict[str, str]:
+    """The tags the UI and backfills put on a partition's run, so "the last run of iter-0002" finds ours too,
+    plus the host, so `orchestration.backfill.fail_dead_runs` can tell whether a started run's worker is gone."""
+    return {"dagster/partition": key, "dagster/partition_set": f"{recipe}_iteration_partition_set",
+            "zeroforge/host": socket.gethostname()}
 
 
 def run_foundation(instance: dg.DagsterInstance, run_config: dict) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def("demo_job").execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
 
 
-def run_iteration(instance: dg.DagsterInstance, recipe: str, n: int, iteration_config: dict) -> dg.ExecuteInProcessResult:
-    """Add partition iter-000n (if new) and execute the recipe's iteration job for it."""
+def run_iteration(
+    instance: dg.DagsterInstance, recipe: str, n: int, iteration_config: dict, assets: list[str] | None = None
+) -> dg.ExecuteInProcessResult:
+    """Add partition iter-000n (if new) and execute the recipe's iteration job for it (or only `assets` of it)."""
     key = iteration_key(n)
     part_name = f"{recipe}_iterations"
     if not instance.has_dynamic_partition(part_name, key):
         instance.add_dynamic_partitions(part_name, [key])
     job = defs.resolve_job_def(f"{recipe}_iteration")
     return job.execute_in_process(
-        instance=instance, partition_key=key, run_config=iteration_run_config(recipe, iteration_config), raise_on_error=False
+        instance=instance, partition_key=key, run_config=iteration_run_config(recipe, iteration_config, assets),
+        asset_selection=[dg.AssetKey.from_user_string(a) for a in assets] if assets else None,
+        tags=partition_set_tags(recipe, key), raise_on_error=False,
     )
 
 

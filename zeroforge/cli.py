@@ -3,6 +3,9 @@
     zeroforge demo [--profile demo|smoke]   run the main job on the embedded default, on a persistent instance
     zeroforge ui [--port 3000]              the Dagster webserver on 127.0.0.1, same instance as the demo
     zeroforge build-model --out DIR         build + warm-start an embedded model without Dagster
+    zeroforge backfill [--recipe vzero]     re-execute the failed iterations from failure (a Dagster backfill)
+    zeroforge lineage TARGET                what trained a checkpoint (task set, images, parent, config, code), verified
+    zeroforge ui-snapshots --out DIR        screenshots of the UI on this home (headless Chromium)
 
 Everything is written under $ZEROFORGE_HOME (default ~/.zeroforge; the
 Makefile uses .zeroforge/ in the checkout); the Dagster instance lives in
@@ -53,15 +56,32 @@ DAGSTER_YAML = """\
 # Written by `zeroforge` on first use; edit freely, it is not overwritten.
 telemetry:
   enabled: false
+nux:
+  enabled: false  # no "join the community" dialog in the UI
+# A failed run is re-executed once from its failed step (the daemon of `zeroforge ui` does it); training
+# steps resume from their last trainer checkpoint.
 run_retries:
   enabled: true
   max_retries: 1
   retry_on_asset_or_op_failure: true
-# Steps tagged pool "gpu" (training, sampling, evaluation) never run two at once on one machine.
+# A run whose worker process died (OOM-killed, node lost) is marked failed, which triggers the retry above.
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
 concurrency:
+  # Steps tagged pool "gpu" (training, sampling, evaluation) never run two at once on one machine.
   pools:
     granularity: op
     default_limit: 1
+  # Iterations of one recipe depend on each other: queued runs of the same recipe start one at a time,
+  # in order, so a backfill of iter-0002..iter-0004 runs them as a chain.
+  runs:
+    tag_concurrency_limits:
+      - key: "zeroforge/loop"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 """
 
 
@@ -205,6 +225,66 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Mark this machine's dead in-process runs failed, then backfill the failed iterations from failure."""
+    home = zeroforge_home(args.home)
+    prepare_instance(home)
+    import dagster as dg
+
+    from orchestration.backfill import (
+        failed_partitions, fail_dead_runs, latest_runs_by_partition, launch_failed_backfill, wait_for_backfill,
+    )
+
+    instance = dg.DagsterInstance.get()
+    for run_id in fail_dead_runs(instance):
+        print(f"run {run_id}: its worker process is gone; marked failed and its gpu slot freed")
+    latest = latest_runs_by_partition(instance, args.recipe)
+    for key in sorted(latest):
+        print(f"  {args.recipe} {key}: {latest[key].status.value} (run {latest[key].run_id})")
+    keys = args.partitions.split(",") if args.partitions else failed_partitions(instance, args.recipe)
+    if not keys:
+        print(f"no failed {args.recipe} iterations: nothing to backfill")
+        return 0
+    if args.dry_run:
+        print(f"would backfill from failure: {', '.join(keys)}")
+        return 0
+    backfill_id, keys = launch_failed_backfill(instance, args.recipe, keys)
+    print(f"backfill {backfill_id}: re-executing {', '.join(keys)} from failure")
+    print(f"the daemon of `zeroforge ui` runs it: http://127.0.0.1:{args.port}/runs/b/{backfill_id}")
+    if args.wait:
+        status = wait_for_backfill(instance, backfill_id, timeout_s=args.timeout)
+        print(f"backfill {backfill_id}: {status}")
+        return 0 if status in ("COMPLETED", "COMPLETED_SUCCESS") else 1
+    return 0
+
+
+def cmd_lineage(args: argparse.Namespace) -> int:
+    """Which task set and images trained TARGET, from which parent, with which config and code; hashes verified."""
+    home = zeroforge_home(args.home)
+    from assets.lineage import format_report, lineage_report
+
+    try:
+        rep = lineage_report(home, args.target)
+    except LookupError as e:
+        raise SystemExit(f"zeroforge lineage: {e}") from e
+    print(json.dumps(rep, indent=2, default=str) if args.json else format_report(rep))
+    return 0 if rep["ok"] else 2
+
+
+def cmd_ui_snapshots(args: argparse.Namespace) -> int:
+    """Start the webserver on the home, render the main views in headless Chromium, save PNGs."""
+    home = zeroforge_home(args.home)
+    prepare_instance(home)
+    from orchestration.ui import Browser, Webserver, ui_screenshots
+
+    with Webserver(home, port=args.port or None) as ui, Browser(size=(1400, 850)) as browser:
+        shots = ui_screenshots(ui, browser, Path(args.out), recipe=args.recipe, partition=args.partition,
+                               backfill_id=args.backfill_id)
+    for name, path in shots.items():
+        print(f"{name}: {path}")
+    return 0
+
+
 def cmd_build_model(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from models.warmstart import WarmStartConfig
@@ -252,6 +332,25 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ui", help="start the Dagster webserver on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(fn=cmd_ui)
+    p = sub.add_parser("backfill", help="re-execute the failed iterations from failure (a Dagster backfill)")
+    p.add_argument("--recipe", default="vzero")
+    p.add_argument("--partitions", help="comma-separated iteration keys (default: those whose latest run failed)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be backfilled and stop")
+    p.add_argument("--wait", action="store_true", help="wait until the daemon (`zeroforge ui`) has finished it")
+    p.add_argument("--timeout", type=float, default=6 * 3600)
+    p.add_argument("--port", type=int, default=3000, help="the webserver's port, for the printed link")
+    p.set_defaults(fn=cmd_backfill)
+    p = sub.add_parser("lineage", help="what trained a checkpoint, with verified content hashes")
+    p.add_argument("target", help="a checkpoint folder or task set file, or recipe/iter-NNNN[/role] (role default: solver)")
+    p.add_argument("--json", action="store_true", help="the full record and checks as JSON")
+    p.set_defaults(fn=cmd_lineage)
+    p = sub.add_parser("ui-snapshots", help="screenshots of the UI on this home (needs chromium)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--recipe", default="vzero")
+    p.add_argument("--partition", default="iter-0001")
+    p.add_argument("--backfill-id", help="also shoot this backfill's page")
+    p.add_argument("--port", type=int, default=0, help="default: a free port")
+    p.set_defaults(fn=cmd_ui_snapshots)
     p = sub.add_parser("build-model", help="build and warm-start an embedded model (no Dagster)")
     p.add_argument("--out", required=True)
     p.add_argument("--size", default="small")
