@@ -208,8 +208,14 @@ def build_loop_assets(recipe_name: str) -> list:
         df = pd.read_parquet(store.task_set_path(recipe_name, key))
         ids = set(ImagePool(home.pool_root()).ids())
         report = validate_task_set(df, (loop.band_low, loop.band_high), ids.__contains__)
-        return dg.AssetCheckResult(passed=report.success, metadata={
+        if not report.success and report.next_step.startswith("Empty iteration"):
+            report.next_step += (f" The iteration's config is frozen in {store.config_path(recipe_name, key)}: delete that "
+                                 "file before rerunning with new settings, or the rerun reads the old ones.")
+        if not report.success:
+            context.log.error(f"task set {key} failed validation: {report.next_step}")
+        return dg.AssetCheckResult(passed=report.success, description=report.next_step or None, metadata={
             "rows": report.rows, "failed_expectations": len(report.failures()), "report": dg.MetadataValue.md(report.markdown()),
+            **({"next_step": report.next_step} if report.next_step else {}),
         })
 
     out.append(task_set_is_valid)

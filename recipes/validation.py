@@ -30,6 +30,7 @@ class ValidationReport:
     success: bool
     results: list[dict]  # one per expectation: name, success, unexpected_count, examples
     rows: int
+    next_step: str = ""  # what a user should do about a failure, in one paragraph ("" when it passed)
 
     def failures(self) -> list[dict]:
         return [r for r in self.results if not r["success"]]
@@ -98,4 +99,29 @@ def validate_task_set(
             "unexpected_count": int(res.get("unexpected_count") or 0),
             "examples": [str(x) for x in (res.get("partial_unexpected_list") or [])[:3]],
         })
-    return ValidationReport(bool(result.success), rows, len(df))
+    report = ValidationReport(bool(result.success), rows, len(df))
+    report.next_step = "" if report.success else next_step(df, report, band)
+    return report
+
+
+def next_step(df: pd.DataFrame, report: ValidationReport, band: tuple[float, float]) -> str:
+    """What to do about a failed task set, from what its rows say (an empty iteration is the common case)."""
+    failing = {r["expectation"] for r in report.failures()}
+    reasons = df["reason"].value_counts().to_dict() if "reason" in df else {}
+    kept = int(df["kept"].astype(bool).sum()) if "kept" in df else 0
+    if failing <= {"expect_column_sum_to_be_between"} and kept == 0:
+        if len(df) == 0:
+            return ("Empty iteration: the task makers produced no tasks. Check that image_pool is materialized and "
+                    "not empty, then rerun this partition.")
+        if reasons.get("malformed", 0) == len(df):
+            return (f"Empty iteration: all {len(df)} generated tasks were malformed (see the task set's `detail` "
+                    "column): the task makers lost the output format. Rerun this partition with a lower task-maker "
+                    "learning_rate (unfreeze its config first, see below), or rebuild the base model with a longer "
+                    "warm start.")
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
+        return (f"Empty iteration: no task fell in the consistency band [{band[0]}, {band[1]}] ({counts}). "
+                "Rerun this partition with a wider band (band_low / band_high) or more images_per_iteration "
+                "(unfreeze its config first, see below); nothing later can start until it has a Solver.")
+    names = ", ".join(sorted(failing))
+    return (f"The task set violates {names}: a labeling bug in the recipe, not a data problem. The rows are kept "
+            "in the task set's parquet file for inspection; report it with this table.")

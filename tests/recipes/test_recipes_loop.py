@@ -129,3 +129,24 @@ def test_questioner_reward_scores_malformed_minus_one_and_calls_the_solver(tiny_
     assert 0.0 <= out[1] <= 0.5  # dual track is bounded by max(min(c,1-c), 0.5c) <= 0.5
     s = reward.summary()
     assert s["questioner_completions"] == 3 and s["questioner_malformed_rate"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(
+    "rows, says",
+    [
+        (0, "produced no tasks"),  # an empty iteration: no proposals at all
+        ("malformed", "were malformed"),  # every proposal malformed
+        ("band", "no task fell in the consistency band [0.3, 0.8] (malformed 1, too_easy 1, too_hard 1)"),
+    ],
+)
+def test_failed_task_set_says_what_to_do(rows, says):
+    df = _task_set(kept=(0, False), reason=(0, "too_hard"))
+    if rows == 0:
+        df = df.iloc[0:0]
+    elif rows == "malformed":
+        df = df.assign(reason="malformed", kept=False)
+    report = validate_task_set(df, (0.3, 0.8), ALL_IMAGES)
+    assert not report.success and says in report.next_step and report.next_step.startswith("Empty iteration")
+    assert validate_task_set(_task_set(), (0.3, 0.8), ALL_IMAGES).next_step == ""
+    broken = validate_task_set(_task_set(majority=(0, "E")), (0.3, 0.8), ALL_IMAGES)
+    assert "labeling bug" in broken.next_step and "expect_column_values_to_be_in_set" in broken.next_step
