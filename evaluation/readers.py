@@ -163,7 +163,7 @@ def read_vlmeval_tsv(path: str | Path, limit: int | None = None) -> list[BenchSa
     if not path.is_file():
         raise BenchmarkFileError(f"expected a VLMEvalKit TSV file at {path}, found nothing")
     # keep_default_na=False: answers such as "None" or "NA" must stay text.
-    df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    df = pd.read_csv(io.StringIO(_utf8_text(path)), sep="\t", dtype=str, keep_default_na=False)
     has_image = "image" in df.columns
     required = ["index", "question", "answer"]
     missing = [c for c in required if c not in df.columns]
@@ -233,6 +233,19 @@ def _tsv_images(
 
 def _tsv_paths(value: str) -> list[str]:
     return [str(x) for x in (_parse_list(value) if value.strip().startswith("[") else [value])]
+
+
+def _utf8_text(path: Path) -> str:
+    """The file's text; a byte that is not UTF-8 is a clear error naming the line, not a UnicodeDecodeError."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise BenchmarkFormatError(
+            f"{path.name} line {line}: byte 0x{data[e.start]:02x} is not UTF-8; benchmark files must be UTF-8 "
+            f"(re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed`)"
+        ) from e
 
 
 def _open_relative(folder: Path, rel: str, where: str) -> Image.Image:
@@ -336,7 +349,7 @@ def read_jsonl(path: str | Path, limit: int | None = None) -> list[BenchSample]:
     if not path.is_file():
         raise BenchmarkFileError(f"expected a JSONL file at {path}, found nothing")
     out = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+    for lineno, line in enumerate(_utf8_text(path).splitlines(), 1):
         if not line.strip():
             continue
         if limit is not None and len(out) >= limit:

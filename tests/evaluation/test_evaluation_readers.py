@@ -221,3 +221,14 @@ def test_parquet_list_answers_keep_every_gold(tmp_path):
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "test.parquet")
     (s,) = read_hf_parquet(tmp_path / "test.parquet")
     assert s.answer == "12" and s.meta["answers"] == ["12", "twelve"] and s.meta["type"] == "human_test"
+
+
+@pytest.mark.parametrize("reader, name, good", [
+    (read_vlmeval_tsv, "bench.tsv", "index\tquestion\tanswer\timage\n0\tok?\tyes\t\n"),
+    (read_jsonl, "bench.jsonl", '{"id": 0, "question": "ok?", "answer": "yes", "image": "a.png"}\n'),
+])
+def test_non_utf8_benchmark_file_names_the_line(tmp_path, reader, name, good):
+    path = tmp_path / name
+    path.write_bytes(good.encode() + "caf\xe9?".encode("latin1") + b"\n")  # a latin-1 byte on line 2 or 3
+    with pytest.raises(BenchmarkFormatError, match=r"line \d+: byte 0xe9 is not UTF-8"):
+        reader(path)
