@@ -97,6 +97,19 @@ def test_lineage_records_dvc_stages_and_verifies_hashes(tmp_path, monkeypatch):
     assert "vzero_iter-0001_task_set" in run_dvc(repo, "status").stdout  # DVC sees it too
 
 
+def test_a_home_can_be_its_own_dvc_repository_without_git(tmp_path, monkeypatch):
+    """A home outside any checkout (`dvc init --no-scm` in it) records stages in its own dvc.yaml."""
+    monkeypatch.setenv("ZEROFORGE_DVC", "auto")
+    home = tmp_path / "home"
+    home.mkdir()
+    run_dvc(home, "init", "--no-scm", "-q")
+    base = _checkpoint(home / "models" / "base-abc", b"base" * 100)
+    rec = record_lineage(home, "base_model", None, artifact("dir", base))
+    assert rec["dvc"]["enabled"] and rec["dvc"]["root"] == str(home.resolve()) and rec["dvc"]["pushed_to"] is None
+    assert set(yaml.safe_load((home / "dvc.yaml").read_text())["stages"]) == {"base_model"}
+    assert "up to date" in run_dvc(home, "status").stdout
+
+
 def test_loop_lineage_through_dagster_and_the_cli(smoke_home_factory, tmp_path, capsys, monkeypatch):
     """Two iterations in a DVC repo: data versions are the content hashes; the DVC chain; `zeroforge lineage`."""
     from orchestration.runs import materialization_metadata, run_iteration
