@@ -42,6 +42,8 @@ import time
 import uuid
 from pathlib import Path
 
+from models.grpo import file_manifest, sha256_file  # the same hash the checkpoint card's manifest holds
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LINEAGE_DIR = "lineage"
 CARD = "zeroforge_train.json"
@@ -55,22 +57,9 @@ DVC_HEADER = """\
 # -- hashing ------------------------------------------------------------------------------------------------------
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def dir_manifest(folder: Path, skip: tuple[str, ...] = ("trainer",)) -> dict[str, dict]:
     """{relative path: {bytes, sha256}} for every file under `folder`, except top-level names in `skip`."""
-    out = {}
-    for p in sorted(Path(folder).rglob("*")):
-        rel = p.relative_to(folder)
-        if p.is_file() and rel.parts[0] not in skip:
-            out[rel.as_posix()] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-    return out
+    return file_manifest(Path(folder), skip=skip)
 
 
 def manifest_hash(manifest: dict[str, dict]) -> str:
