@@ -89,6 +89,8 @@ class IterationContext:
     pool: object  # retrieval.pool.ImagePool
     device: str = "cpu"
     engine_factory: Callable[[Path], InferenceEngine] | None = None
+    # this iteration's complete task-maker checkpoints so far (a later role may use an earlier one's output)
+    trained: dict[str, Path] = field(default_factory=dict)
 
     def engine(self, model_dir: Path) -> InferenceEngine:
         return (self.engine_factory or default_engine_factory(self.device, self.config.engine_batch_size))(model_dir)
