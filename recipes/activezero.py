@@ -300,7 +300,7 @@ def _question_tasks(image_ids: Sequence[str], texts: Sequence[str], metas: Seque
         try:
             q = parse_questioner(text)
         except MalformedOutput as err:
-            proposals.append(MalformedTask(image_id, text, f"questioner: {err}"))
+            proposals.append(MalformedTask(image_id, text, f"questioner: {err}", meta))
             continue
         proposals.append(ProposedTask(image_id, q.question, list(q.options),
                                       {**meta, "a_fast": q.fast_answer, "description": q.description, "raw": text}))

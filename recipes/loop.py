@@ -75,6 +75,7 @@ class MalformedTask:
     image_id: str
     raw: str
     reason: str
+    meta: dict = field(default_factory=dict)  # recipe-specific context kept with the row (e.g. the search query)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def label_tasks(
         base = {"task_id": f"{ctx.partition}-{i:05d}", "iteration": ctx.iteration, "image_id": p.image_id}
         if isinstance(p, MalformedTask):
             rows.append({**base, "question": "", "options": [], "answers": [], "majority": None, "c": 0.0,
-                         "kept": False, "reason": "malformed", "detail": p.reason, "raw": p.raw, "meta": {}})
+                         "kept": False, "reason": "malformed", "detail": p.reason, "raw": p.raw, "meta": dict(p.meta)})
             continue
         row = {**base, "question": p.question, "options": list(p.options), "answers": [], "majority": None,
                "c": 0.0, "kept": False, "reason": "", "detail": "", "raw": p.meta.get("raw", ""),

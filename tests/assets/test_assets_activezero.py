@@ -38,14 +38,17 @@ def test_one_activezero_iteration_records_its_curriculum(smoke_home_factory):
     assert len(df) == 8  # images_per_iteration queries, each one a row (kept or dropped with its reason)
     searched = df[df["meta"].map(lambda m: "query" in json.loads(m))]
     malformed_search = df[df["detail"].str.startswith("searcher:")]
-    assert len(searched) + len(malformed_search) + (df["detail"].str.startswith("questioner:")).sum() >= len(df) - 0
+    # every query is one row: searched (then asked, or dropped as a malformed question, query kept), or malformed
+    assert len(searched) + len(malformed_search) == len(df)
     assert (malformed_search["image_id"] == "").all()
     for m in searched["meta"].map(json.loads):
         assert 0 <= m["rank"] < 5 and m["query"] and 0 < m["image_cluster_share"] <= 1 and 0 < m["query_cluster_share"] <= 1
 
     ts = md["activezero/task_set"]
-    assert "| query_type | query |" in ts["searcher_queries"] and ts["retrieved_images"].startswith("![")
-    assert ts["distinct_images"] == searched["image_id"].nunique() + df[df["detail"].str.startswith("questioner:")]["image_id"].nunique() or ts["distinct_images"] > 0
+    assert "query_type" in ts["searcher_queries"] and "searcher_reward" in ts["searcher_queries"]
+    assert ts["retrieved_images"].startswith("![") and ts["distinct_queries"] >= 1
+    assert ts["distinct_images"] == df[df["image_id"] != ""]["image_id"].nunique()
+    assert ts["searcher_malformed"] == len(malformed_search)
 
     card = json.loads((store.role_dir("activezero", "iter-0001", "solver") / "zeroforge_train.json").read_text())
     hp = card["hyperparams"]

@@ -95,7 +95,7 @@ def test_embedder_trains_on_pool_captions_then_is_reused_or_loaded_from_a_checkp
     pool = ImagePool(tmp_path / "pool")
     assert pool.embedder_info()["fingerprint"] == first["fingerprint"] == pool.load_embedder().fingerprint
     # same pool, same config: the trained embedder and every vector are reused
-    again = _metadata(_materialize([embedder], tmp_path, cfg), "embedder")
+    again = _metadata(_materialize([embedder], tmp_path, {"embedder": cfg["embedder"]}), "embedder")
     assert again["trained"] is False and again["embedded_new"] == 0 and again["embedding"].startswith("reused")
     assert again["fingerprint"] == first["fingerprint"]
     # a user's open_clip checkpoint from a path: the same weights, so nothing is re-embedded either
