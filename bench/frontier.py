@@ -70,9 +70,9 @@ def main() -> None:
     from orchestration.runs import run_foundation, run_iteration
     from zeroforge.cli import prepare_instance, run_config_for
 
-    instance = prepare_instance(home)
     import dagster as dg
 
+    prepare_instance(home)  # dagster.yaml and $DAGSTER_HOME for this home
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     t0 = time.monotonic()
     if not run_foundation(instance, run_config_for(args.foundation)).success:

@@ -366,11 +366,9 @@ class ActiveZero(Recipe):
 
     def bootstrap_examples(self, world_images: Sequence, rng: random.Random) -> list[SupervisedExample]:
         """A few Searcher examples (type + the image's caption as the query); the Questioner's format is V-Zero's."""
-        from models.warmstart import SupervisedExample as Ex
-
         # every 8th image, without drawing from `rng`: the other recipes' examples stay exactly as they were
         picks = list(world_images[::8])
-        return [Ex(SEARCHER_PROMPT, searcher_target(wi.kind, wi.caption), [], task_type="activezero_searcher") for wi in picks]
+        return [SupervisedExample(SEARCHER_PROMPT, searcher_target(wi.kind, wi.caption), [], task_type="activezero_searcher") for wi in picks]
 
 
 @register_recipe("activezero_passive")
