@@ -102,7 +102,7 @@ def build_loop_assets(recipe_name: str) -> list:
     parts = iterations_partitions(recipe_name)
     prefix = [recipe_name]
     out = []
-    prev_keys = list(FOUNDATION)
+    prev_keys = list(FOUNDATION) + [dg.AssetKey(k) for k in recipe.requires]
 
     for role in recipe.task_makers:
 
@@ -114,7 +114,9 @@ def build_loop_assets(recipe_name: str) -> list:
                 description=f"{recipe_name} {role}, GRPO-trained from its previous checkpoint.",
             )
             def maker(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
-                ctx, store, labels = iteration_context(recipe_name, context.partition_key, config, home, compute, (role, "solver"))
+                # a task maker's reward may run any role's previous checkpoint (Active-Zero's Searcher asks the Questioner)
+                roles = tuple(dict.fromkeys((role, *recipe.roles)))
+                ctx, store, labels = iteration_context(recipe_name, context.partition_key, config, home, compute, roles)
                 key = context.partition_key
                 t0 = time.monotonic()
                 result, summary, launched = _train(
@@ -171,6 +173,7 @@ def build_loop_assets(recipe_name: str) -> list:
         png = consistency_histogram(labeled["c"].tolist(), (ctx.config.band_low, ctx.config.band_high), f"{key}: Solver agreement c")
         write_png(path.parent / "task_set_c.png", png)
         preview = df[df["kept"]].head(10)[["task_id", "image_id", "question", "options", "majority", "c"]]
+        extra = {k: dg.MetadataValue.md(v) if isinstance(v, str) else v for k, v in recipe.task_set_metadata(df, ctx).items()}
         context.log.info(f"task set {key}: {stats}; pseudo-label accuracy {audit['majority']['accuracy']:.3f}")
         rec = lineage.record_lineage(
             home.path, f"{recipe_name}/task_set", key, lineage.artifact("file", path),
@@ -191,6 +194,7 @@ def build_loop_assets(recipe_name: str) -> list:
             "wall_time_s": round(time.monotonic() - t0, 1),
             "c_histogram": dg.MetadataValue.md(png_markdown(png, "c histogram")),
             "kept_preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "no kept tasks"),
+            **extra,
         }, rec)
 
     out.append(task_set)

@@ -63,6 +63,9 @@ class GRPOHyperParams:
     precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     save_steps: int = 10  # trainer checkpoints for resuming a killed run
     max_minutes: float = 0.0  # 0: no wall-time limit
+    # DAPO's dynamic sampling drops groups whose rewards are all equal; TRL (1.16) has no option for it, so
+    # `GroupFilterGRPOTrainer` masks those groups' tokens out of the loss (no re-sampling to refill the batch)
+    drop_zero_std_groups: bool = False
     seed: int = 0
     extra: dict = field(default_factory=dict)  # any other GRPOConfig field, passed through
 
@@ -125,6 +128,31 @@ class GRPOResult:
         card = json.loads((out / CARD).read_text())
         history = json.loads((out / "log_history.json").read_text())
         return cls(out, int(card["steps"]), float(card["seconds"]), card.get("resumed_from"), history)
+
+
+def group_filter_trainer():
+    """A `GRPOTrainer` subclass that drops groups with no reward variance from the loss (DAPO's online filter).
+
+    After TRL scores a generation batch, a group whose rewards are all equal has advantage exactly 0 for every
+    completion; its completion tokens are masked out, so they add neither policy gradient, KL, nor tokens to
+    DAPO's normaliser. TRL still logs `frac_reward_zero_std` (the dropped share) before this runs.
+    """
+    from trl import GRPOTrainer
+
+    class GroupFilterGRPOTrainer(GRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            adv, mask = out["advantages"], out["completion_mask"]
+            g = self.num_generations
+            if adv.dim() == 1 and adv.numel() % g == 0:
+                dropped = (adv.view(-1, g) == 0).all(dim=1).repeat_interleave(g)
+                out["completion_mask"] = mask * (~dropped).unsqueeze(1).to(mask.dtype)
+                if "num_items_in_batch" in out:
+                    out["num_items_in_batch"] = self.accelerator.gather(out["completion_mask"].sum()).sum()
+                self._metrics["train"]["frac_groups_dropped"].append(dropped.float().mean().item())
+            return out
+
+    return GroupFilterGRPOTrainer
 
 
 class _WallClock(TrainerCallback):
@@ -281,7 +309,8 @@ def train_grpo(
     resume = last_trainer_checkpoint(trainer_dir)
     # full-model checkpoints need the key-mapped load; LoRA ones hold adapters, which the Trainer loads itself
     restore = [_ResumeWeights(resume, device, dtype)] if resume and not (resume / "adapter_config.json").exists() else []
-    trainer = GRPOTrainer(
+    trainer_cls = group_filter_trainer() if hp.drop_zero_std_groups else GRPOTrainer
+    trainer = trainer_cls(
         model=model,
         reward_funcs=list(reward_funcs),
         args=args,

@@ -12,18 +12,20 @@ import os
 import dagster as dg
 
 from assets.base_model import base_model
+from assets.embedder import embedder
 from assets.image_pool import image_pool
 from assets.loop import build_loop_assets, iterations_partitions
 from assets.resources import resources_from_env
 from orchestration.sensors import LoopSettings, build_chain_sensor
 from recipes import RECIPES
 
-foundation_assets = [base_model, image_pool]
+# the embedder trains in ~40 s on the demo pool (2,000 images; docs/benchmarks.md), so the demo builds it
+foundation_assets = [base_model, image_pool, embedder]
 
 demo_job = dg.define_asset_job(
     "demo_job",
     selection=dg.AssetSelection.assets(*foundation_assets),
-    description="Build the embedded base model and the image pool.",
+    description="Build the embedded base model, the image pool and the pool's embedder (image vectors for search).",
 )
 
 loop_assets: list = []

@@ -56,6 +56,8 @@ class Recipe(ABC):
     # Roles in training order within one iteration; the last is always "solver".
     # Every role starts from its own previous-iteration checkpoint (iteration 1: the base model).
     roles: ClassVar[tuple[str, ...]] = ()
+    # Foundation assets this recipe reads beyond base_model and image_pool (e.g. Active-Zero's "embedder").
+    requires: ClassVar[tuple[str, ...]] = ()
 
     @property
     def task_makers(self) -> tuple[str, ...]:
@@ -76,6 +78,13 @@ class Recipe(ABC):
     def keep(self, cfg) -> Callable[[dict], str] | None:
         """The keep filter on a labeled task row; None means the consistency band [band_low, band_high]."""
         return None
+
+    def task_set_metadata(self, df, ctx) -> dict:
+        """Extra, recipe-specific metadata of an iteration's task set (e.g. what a Searcher retrieved).
+
+        Plain values only (no dagster here): strings are shown as markdown, numbers as numbers. Default: none.
+        """
+        return {}
 
     @abstractmethod
     def bootstrap_examples(self, world_images: Sequence, rng: random.Random) -> list[SupervisedExample]:

@@ -47,7 +47,7 @@ def bootstrap_datasets(
     n_train_images: int,
     n_eval_images: int,
     seed: int = 0,
-    recipes: Sequence[str] = ("vzero",),
+    recipes: Sequence[str] | None = None,
     image_size: int = 64,
 ) -> tuple[list[SupervisedExample], list[SupervisedExample]]:
     """(train, held_out): Solver examples and recipe formats for training; Solver examples for evaluation."""
@@ -57,7 +57,7 @@ def bootstrap_datasets(
     train_images = sample_world(n_train_images, seed=TRAIN_SEED_BASE + seed, size=image_size)
     eval_images = sample_world(n_eval_images, seed=EVAL_SEED_BASE + seed, size=image_size)
     train = solver_examples(train_images, rng)
-    for name in recipes:
+    for name in registered_recipes() if recipes is None else recipes:
         train += get_recipe(name).bootstrap_examples(train_images, rng)
     held_out = solver_examples(eval_images, random.Random(seed + 1))
     return train, held_out
@@ -70,7 +70,8 @@ class BaseModelBuild:
     size: str = "small"  # a key of models.tiny_vlm.TINY_SPECS
     n_train_images: int = 800
     n_eval_images: int = 150
-    recipes: tuple[str, ...] = ("vzero",)
+    # every registered recipe's task-maker formats (V-Zero first, so its examples do not depend on the others)
+    recipes: tuple[str, ...] = field(default_factory=lambda: registered_recipes())
     seed: int = 0
     format_probe: int = 32  # held-out images on which the Questioner format is sampled
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
@@ -86,6 +87,12 @@ class BaseModelBuild:
 
         blob = json.dumps({"build": self.to_dict(), "version": __version__}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def registered_recipes() -> tuple[str, ...]:
+    from recipes.base import RECIPES
+
+    return tuple(sorted(RECIPES, key=lambda n: (n != "vzero", n)))
 
 
 def tokenizer_corpus(examples: Sequence[SupervisedExample]) -> list[str]:

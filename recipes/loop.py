@@ -75,6 +75,7 @@ class MalformedTask:
     image_id: str
     raw: str
     reason: str
+    meta: dict = field(default_factory=dict)  # recipe-specific context kept with the row (e.g. the search query)
 
 
 @dataclass
@@ -89,6 +90,8 @@ class IterationContext:
     pool: object  # retrieval.pool.ImagePool
     device: str = "cpu"
     engine_factory: Callable[[Path], InferenceEngine] | None = None
+    # this iteration's complete task-maker checkpoints so far (a later role may use an earlier one's output)
+    trained: dict[str, Path] = field(default_factory=dict)
 
     def engine(self, model_dir: Path) -> InferenceEngine:
         return (self.engine_factory or default_engine_factory(self.device, self.config.engine_batch_size))(model_dir)
@@ -146,7 +149,7 @@ def label_tasks(
         base = {"task_id": f"{ctx.partition}-{i:05d}", "iteration": ctx.iteration, "image_id": p.image_id}
         if isinstance(p, MalformedTask):
             rows.append({**base, "question": "", "options": [], "answers": [], "majority": None, "c": 0.0,
-                         "kept": False, "reason": "malformed", "detail": p.reason, "raw": p.raw, "meta": {}})
+                         "kept": False, "reason": "malformed", "detail": p.reason, "raw": p.raw, "meta": dict(p.meta)})
             continue
         row = {**base, "question": p.question, "options": list(p.options), "answers": [], "majority": None,
                "c": 0.0, "kept": False, "reason": "", "detail": "", "raw": p.meta.get("raw", ""),

@@ -50,7 +50,8 @@ def _prepare(df: pd.DataFrame, resolvable: Callable[[str], bool]) -> pd.DataFram
         " ".join(str(q).lower().split()) + "|" + "|".join(str(x).lower() for x in (o if o is not None else []))
         for q, o in zip(out["question"], out["options"])
     ]
-    out["image_resolvable"] = out["image_id"].map(lambda i: bool(resolvable(i)))
+    # a malformed row without an image (a search query that did not parse fetched nothing) has nothing to resolve
+    out["image_resolvable"] = [(r == "malformed" and i == "") or bool(resolvable(i)) for r, i in zip(out["reason"], out["image_id"])]
     out["kept"] = out["kept"].astype(bool)
     out["kept_count"] = out["kept"].astype(int)
     return out

@@ -53,6 +53,7 @@ from retrieval.sources.quarantine import quarantine
 
 TABLE = "images"
 EMBED_TABLE_PREFIX = "embeddings_"
+EMBEDDER_POINTER = "embedder.json"  # {path, fingerprint, model_name} of the embedder searches use
 SHARD_PREFIX = "pool"
 SCHEMA = pa.schema([
     pa.field("id", pa.string(), nullable=False),
@@ -284,6 +285,18 @@ class ImagePool:
         return EmbedReport(embedded_new=len(todo), skipped_existing=len(done), seconds=time.monotonic() - t0,
                            table=index.table_name, fingerprint=index.fingerprint, index=index_report)
 
+    def load_images(self, ids: list[str]) -> list[Image.Image]:
+        """Many images in the order of ``ids``, reading each shard once (for training on the pool)."""
+        locs = [self._location(i) for i in ids]
+        by_shard: dict[str, list[int]] = {}
+        for pos, (shard, _) in enumerate(locs):
+            by_shard.setdefault(shard, []).append(pos)
+        out: list = [None] * len(ids)
+        for shard, positions in by_shard.items():
+            for pos, img in zip(positions, self._shard_images(shard, [locs[p][1] for p in positions])):
+                out[pos] = img
+        return out
+
     def _shard_images(self, shard: str, keys: list[str]) -> list[Image.Image]:
         """Images of these keys from one shard, opening the tar once."""
         import io
@@ -314,6 +327,44 @@ class ImagePool:
             raise LookupError(f"pool {self.root} has no embeddings for embedder {index.fingerprint[:16]}: "
                               f"call pool.embed(embedder) first")
         return index.search(embedder.embed_texts([query])[0], k=k, where=where, **search_kwargs)
+
+    # ------------------------------------------------------------------ the pool's current embedder
+
+    @property
+    def embedder_pointer(self) -> Path:
+        return self.root / EMBEDDER_POINTER
+
+    def set_embedder(self, path: str | os.PathLike, fingerprint: str, model_name: str | None = None) -> None:
+        """Record which embedder this pool's searches use (the ``embedder`` asset writes it after ``embed``)."""
+        info = {"path": str(path), "fingerprint": fingerprint, "model_name": model_name}
+        tmp = self.embedder_pointer.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=2))
+        tmp.replace(self.embedder_pointer)  # readers see the old pointer or the new one
+        self.__dict__.pop("_embedder", None)
+
+    def embedder_info(self) -> dict | None:
+        """{path, fingerprint, model_name} of the recorded embedder, or None."""
+        if not self.embedder_pointer.is_file():
+            return None
+        return json.loads(self.embedder_pointer.read_text())
+
+    def load_embedder(self, device: str = "cpu"):
+        """The recorded embedder, loaded once per pool object; raises if none is recorded or it changed on disk."""
+        info = self.embedder_info()
+        if info is None:
+            raise LookupError(f"pool {self.root} has no embedder recorded at {self.embedder_pointer}: "
+                              f"materialize the `embedder` asset first (it trains one or loads a checkpoint)")
+        cached = self.__dict__.get("_embedder")
+        if cached is not None and cached.fingerprint == info["fingerprint"]:
+            return cached
+        from retrieval.embedder import load_embedder
+
+        emb = load_embedder(info["path"], model_name=info.get("model_name") or None, device=device)
+        if emb.fingerprint != info["fingerprint"]:
+            raise ValueError(f"the embedder at {info['path']} has fingerprint {emb.fingerprint[:16]}, but the pool "
+                             f"recorded {info['fingerprint'][:16]}: rematerialize `embedder`")
+        self._embedder = emb
+        return emb
 
     def mark_seen(self, embedder, ids: list[str], iteration: int) -> int:
         """Record that these images were handed out in ``iteration`` (filter: seen_iteration)."""

@@ -44,6 +44,7 @@ PROFILES: dict[str, dict] = {
             "learning_rate": 3e-3,
         },
         "image_pool": {"procedural_images": 50, "include_skimage": False},
+        "embedder": {"steps": 20, "batch_size": 16},
     },
 }
 # The loop part of each profile: recipe, iterations, and the IterationConfig for every iteration.

@@ -84,6 +84,25 @@ def test_image_pool_quarantines_corrupt_user_files_and_is_incremental(tmp_path):
     assert len(after) == len(shards_before) + 1
 
 
+def test_embedder_trains_on_pool_captions_then_is_reused_or_loaded_from_a_checkpoint(tmp_path):
+    from assets.embedder import embedder
+
+    cfg = {"image_pool": {"procedural_images": 60, "include_skimage": False}, "embedder": {"steps": 12, "batch_size": 16}}
+    first = _metadata(_materialize([image_pool, embedder], tmp_path, cfg), "embedder")
+    assert first["trained"] is True and first["source"] == "trained on pool captions" and first["train_steps"] == 12
+    assert first["held_out_captions"] == 12 and 0.0 <= first["recall@1"] <= first["recall@5"] <= first["recall@10"] <= 1.0
+    assert first["embedded_rows"] == first["embedded_new"] == 60 and first["embedding"] == "re-embedded 60 images"
+    pool = ImagePool(tmp_path / "pool")
+    assert pool.embedder_info()["fingerprint"] == first["fingerprint"] == pool.load_embedder().fingerprint
+    # same pool, same config: the trained embedder and every vector are reused
+    again = _metadata(_materialize([embedder], tmp_path, {"embedder": cfg["embedder"]}), "embedder")
+    assert again["trained"] is False and again["embedded_new"] == 0 and again["embedding"].startswith("reused")
+    assert again["fingerprint"] == first["fingerprint"]
+    # a user's open_clip checkpoint from a path: the same weights, so nothing is re-embedded either
+    user = _metadata(_materialize([embedder], tmp_path, {"embedder": {"checkpoint_path": first["path"]}}), "embedder")
+    assert user["source"] == "user checkpoint" and user["fingerprint"] == first["fingerprint"] and user["embedded_new"] == 0
+
+
 def test_base_model_accepts_a_user_checkpoint(tmp_path, tiny_model_dir):
     result = _materialize([base_model], tmp_path, {"base_model": {"model_path": str(tiny_model_dir)}})
     assert result.success
@@ -105,7 +124,7 @@ def test_definitions_load_with_the_demo_job():
 
     job = defs.resolve_job_def("demo_job")
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert keys == {"base_model", "image_pool"}
+    assert keys == {"base_model", "image_pool", "embedder"}
     assert Path(__file__).parents[2].joinpath("workspace.yaml").read_text().count("orchestration.definitions") == 1
 
 
@@ -120,7 +139,7 @@ def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zeroforge demo (smoke) succeeded" in proc.stdout
     instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
-    for key in ("base_model", "image_pool"):
+    for key in ("base_model", "image_pool", "embedder"):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
     runs = instance.get_runs()
     assert sorted(r.job_name for r in runs) == ["demo_job", "vzero_iteration", "vzero_leaderboard"]
