@@ -27,7 +27,6 @@ from assets.resources import GPU_STEP_TAGS, BenchmarkSuite, ComputeResource, Zer
 from evaluation.plots import consistency_histogram, curves, png_markdown
 from recipes import get_recipe
 from recipes.loop import build_task_set, task_set_stats, train_solver, train_task_maker
-from recipes.validation import validate_task_set
 
 FOUNDATION = [dg.AssetKey("base_model"), dg.AssetKey("image_pool")]
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +42,11 @@ def _grpo_metadata(result, parent_label: str, extra: dict) -> dict:
     png = curves(series, "GRPO rewards per step")
     loss_png = curves({"loss": result.series("loss"), "frac_reward_zero_std": result.series("frac_reward_zero_std")}, "loss / zero-variance groups")
     write_png(result.out_dir / "rewards.png", png)
+    card = json.loads((result.out_dir / "zeroforge_train.json").read_text())
+    if result.skipped:  # the recipe paused this role for the iteration: say so next to the 0 steps
+        extra = {"skipped": result.skipped, **extra}
+    if card.get("recipe_state"):
+        extra = {"recipe_state": dg.MetadataValue.json(card["recipe_state"]), **extra}
     rewards = series["reward"]
     zero_std = result.series("frac_reward_zero_std")
     return {
@@ -59,7 +63,7 @@ def _grpo_metadata(result, parent_label: str, extra: dict) -> dict:
         "frac_reward_zero_std_mean": sum(zero_std) / len(zero_std) if zero_std else 0.0,
         "rewards_plot": dg.MetadataValue.md(png_markdown(png, "rewards")),
         "loss_plot": dg.MetadataValue.md(png_markdown(loss_png, "loss")),
-        "hyperparams": dg.MetadataValue.json(json.loads((result.out_dir / "zeroforge_train.json").read_text())["hyperparams"]),
+        "hyperparams": dg.MetadataValue.json(card["hyperparams"]),
         **extra,
     }
 
@@ -97,6 +101,19 @@ def _with_lineage(metadata: dict, record: dict) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={**metadata, **extra}, data_version=dg.DataVersion(h))
 
 
+def _recipe_metadata(values: dict) -> dict:
+    """A recipe's plain task-set metadata as Dagster values: strings are markdown (tables, contact sheets), dicts/lists JSON."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, str):
+            out[k] = dg.MetadataValue.md(v)
+        elif isinstance(v, (dict, list)):
+            out[k] = dg.MetadataValue.json(v)
+        else:
+            out[k] = v
+    return out
+
+
 def build_loop_assets(recipe_name: str) -> list:
     recipe = get_recipe(recipe_name)
     parts = iterations_partitions(recipe_name)
@@ -123,7 +140,8 @@ def build_loop_assets(recipe_name: str) -> list:
                     context, compute, home, recipe_name, key, role,
                     lambda: train_task_maker(recipe, role, ctx, store.role_dir(recipe_name, key, role)))
                 context.log.info(f"{role} trained {result.steps} steps in {time.monotonic() - t0:.0f} s: {summary}")
-                md = _grpo_metadata(result, labels[role], {**{k: float(v) for k, v in summary.items()}, **launched})
+                md = _grpo_metadata(result, labels[role], {**{k: (float(v) if isinstance(v, (int, float)) else str(v)) for k, v in summary.items()},
+                                                           **launched})
                 rec = lineage.record_lineage(
                     home.path, f"{recipe_name}/{role}_checkpoint", key, lineage.artifact("checkpoint", result.out_dir),
                     inputs={"parent_checkpoint": lineage.parent_input(home.path, store, recipe_name, key, role),
@@ -173,7 +191,6 @@ def build_loop_assets(recipe_name: str) -> list:
         png = consistency_histogram(labeled["c"].tolist(), (ctx.config.band_low, ctx.config.band_high), f"{key}: Solver agreement c")
         write_png(path.parent / "task_set_c.png", png)
         preview = df[df["kept"]].head(10)[["task_id", "image_id", "question", "options", "majority", "c"]]
-        extra = {k: dg.MetadataValue.md(v) if isinstance(v, str) else v for k, v in recipe.task_set_metadata(df, ctx).items()}
         context.log.info(f"task set {key}: {stats}; pseudo-label accuracy {audit['majority']['accuracy']:.3f}")
         rec = lineage.record_lineage(
             home.path, f"{recipe_name}/task_set", key, lineage.artifact("file", path),
@@ -194,7 +211,7 @@ def build_loop_assets(recipe_name: str) -> list:
             "wall_time_s": round(time.monotonic() - t0, 1),
             "c_histogram": dg.MetadataValue.md(png_markdown(png, "c histogram")),
             "kept_preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "no kept tasks"),
-            **extra,
+            **_recipe_metadata(recipe.task_set_metadata(df, ctx)),
         }, rec)
 
     out.append(task_set)
@@ -211,7 +228,7 @@ def build_loop_assets(recipe_name: str) -> list:
         loop = loop_config_from_dict(json.loads(store.config_path(recipe_name, key).read_text()))
         df = pd.read_parquet(store.task_set_path(recipe_name, key))
         ids = set(ImagePool(home.pool_root()).ids())
-        report = validate_task_set(df, (loop.band_low, loop.band_high), ids.__contains__)
+        report = recipe.validate_task_set(df, loop, ids.__contains__)
         if not report.success and report.next_step.startswith("Empty iteration"):
             report.next_step += (f" The iteration's config is frozen in {store.config_path(recipe_name, key)}: delete that "
                                  "file before rerunning with new settings, or the rerun reads the old ones.")

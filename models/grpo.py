@@ -117,6 +117,7 @@ class GRPOResult:
     seconds: float
     resumed_from: str | None
     log_history: list[dict]
+    skipped: str = ""  # why the role did not train (its parent was published unchanged); "" when it trained
 
     def series(self, key: str) -> list[float]:
         return [float(h[key]) for h in self.log_history if key in h]
@@ -127,7 +128,7 @@ class GRPOResult:
         out = Path(out_dir)
         card = json.loads((out / CARD).read_text())
         history = json.loads((out / "log_history.json").read_text())
-        return cls(out, int(card["steps"]), float(card["seconds"]), card.get("resumed_from"), history)
+        return cls(out, int(card["steps"]), float(card["seconds"]), card.get("resumed_from"), history, card.get("skipped", ""))
 
 
 def group_filter_trainer():
@@ -371,3 +372,29 @@ def train_grpo(
             shutil.rmtree(staging, ignore_errors=True)
     accelerator.wait_for_everyone()
     return GRPOResult(out, int(trainer.state.global_step), seconds, card["resumed_from"], history)
+
+
+def publish_unchanged(parent_dir: str | Path, out_dir: str | Path, hp: GRPOHyperParams, reason: str,
+                      metadata: dict | None = None) -> GRPOResult:
+    """Publish the parent's weights as this role's checkpoint without training (0 steps), saying why.
+
+    A recipe can pause a role for an iteration (Vision-Zero's Iterative-SPO trains one phase at a time);
+    the next iteration still finds a complete checkpoint with a card, published atomically like a trained one.
+    """
+    parent, out = Path(parent_dir), Path(out_dir)
+    recover_checkpoint_dir(out)
+    staging = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir(parents=True)
+    try:
+        for p in parent.iterdir():  # model, processor and build card; not the parent's own card, history or trainer state
+            if p.is_file() and p.name not in (CARD, "log_history.json", "rewards.png"):
+                shutil.copy2(p, staging / p.name)
+        (staging / "log_history.json").write_text("[]")
+        card = {"parent": str(parent), "hyperparams": hp.to_dict(), "reward_functions": [], "reward_weights": None,
+                "steps": 0, "seconds": 0.0, "resumed_from": None, "dataset_rows": 0, "skipped": reason,
+                **(metadata or {}), "files": file_manifest(staging)}
+        write_json_atomic(staging / CARD, card)
+        publish_checkpoint(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return GRPOResult(out, 0, 0.0, None, [], reason)

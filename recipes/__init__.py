@@ -11,3 +11,4 @@ Plain library code: no dagster imports.
 from recipes.base import RECIPES, Recipe, get_recipe, register_recipe  # noqa: F401
 from recipes import vzero  # noqa: F401  (registers "vzero")
 from recipes import activezero  # noqa: F401  (registers "activezero" and "activezero_passive")
+from recipes import visionzero  # noqa: F401  (registers "visionzero")

@@ -49,6 +49,11 @@ class RoleTraining:
     reward_funcs: list[Callable]
     reward_weights: list[float] | None = None
     stats: dict = field(default_factory=dict)  # filled by stateful rewards during training (e.g. malformed rate)
+    # Non-empty: the role does not train this iteration (e.g. Vision-Zero's inactive Iterative-SPO phase);
+    # the loop publishes the parent's weights unchanged as this iteration's checkpoint, 0 steps, with this reason.
+    skip_reason: str = ""
+    # Recipe state stored in the checkpoint card under "recipe_state" (what the next iteration reads back).
+    metadata: dict = field(default_factory=dict)
 
 
 class Recipe(ABC):
@@ -79,10 +84,31 @@ class Recipe(ABC):
         """The keep filter on a labeled task row; None means the consistency band [band_low, band_high]."""
         return None
 
-    def task_set_metadata(self, df, ctx) -> dict:
-        """Extra, recipe-specific metadata of an iteration's task set (e.g. what a Searcher retrieved).
+    # ---- optional hooks; the defaults are the shared loop's behaviour (V-Zero uses them all) ----
 
-        Plain values only (no dagster here): strings are shown as markdown, numbers as numbers. Default: none.
+    def build_task_set(self, ctx, maker_dirs: dict):
+        """The iteration's task set as a DataFrame; default: `propose_tasks`, then the previous Solver's majority vote."""
+        from recipes.loop import label_proposals
+
+        return label_proposals(self, ctx, maker_dirs)
+
+    def solver_training(self, ctx, task_set) -> RoleTraining:
+        """The Solver's GRPO dataset and rewards; default: kept 4-option tasks, 0.9 * accuracy vs pseudo-label + 0.1 * format."""
+        from recipes.loop import solver_rows
+        from recipes.rewards import choice_format, solver_accuracy
+
+        return RoleTraining(rows=solver_rows(ctx, task_set), reward_funcs=[solver_accuracy, choice_format], reward_weights=[0.9, 0.1])
+
+    def validate_task_set(self, df, cfg, resolvable: Callable[[str], bool]):
+        """The blocking great-expectations gate on the task set (a `recipes.validation.ValidationReport`)."""
+        from recipes.validation import validate_task_set
+
+        return validate_task_set(df, (cfg.band_low, cfg.band_high), resolvable)
+
+    def task_set_metadata(self, df, ctx) -> dict:
+        """Extra, recipe-specific metadata of an iteration's task set (e.g. what a Searcher retrieved, game transcripts).
+
+        Plain values only (no dagster here): numbers, markdown strings, or JSON-able dicts/lists. Default: none.
         """
         return {}
 

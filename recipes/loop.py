@@ -26,8 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.generation import GenerationRequest, InferenceEngine, build_messages
-from models.grpo import GRPOHyperParams, GRPOResult, train_grpo
-from recipes.rewards import choice_format, solver_accuracy
+from models.grpo import GRPOHyperParams, GRPOResult, publish_unchanged, train_grpo
 from recipes.voting import band_reason, majority_vote, sample_choices
 
 
@@ -48,6 +47,7 @@ class LoopConfig:
     seed: int = 0
     solver: GRPOHyperParams = field(default_factory=lambda: GRPOHyperParams(num_generations=5, steps=20, max_completion_length=64))
     task_makers: dict[str, GRPOHyperParams] = field(default_factory=dict)
+    recipe_options: dict = field(default_factory=dict)  # recipe-specific knobs (JSON), frozen with the rest
 
     def role_hp(self, role: str) -> GRPOHyperParams:
         if role == "solver":
@@ -190,15 +190,24 @@ def solver_rows(ctx: IterationContext, task_set: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def train_solver(ctx: IterationContext, task_set: pd.DataFrame, out_dir: Path, callbacks=()) -> GRPOResult:
-    """Solver GRPO on the kept tasks: reward 0.9 * accuracy vs pseudo-label + 0.1 * format."""
-    rows = solver_rows(ctx, task_set)
+def _train_role(ctx: IterationContext, role: str, training, out_dir: Path, callbacks=()) -> GRPOResult:
+    """GRPO for one role from its parent, or, when the recipe skips the role this iteration, the parent unchanged."""
+    metadata = {"recipe": ctx.recipe, "role": role, "partition": ctx.partition, "loop_config": ctx.config.to_dict()}
+    if training.metadata:
+        metadata["recipe_state"] = training.metadata
+    if training.skip_reason:
+        return publish_unchanged(ctx.parents[role], out_dir, ctx.config.role_hp(role), training.skip_reason, metadata)
     return train_grpo(
-        ctx.parents["solver"], out_dir, rows, [solver_accuracy, choice_format], ctx.config.solver,
-        reward_weights=[0.9, 0.1], device=ctx.device,
-        metadata={"recipe": ctx.recipe, "role": "solver", "partition": ctx.partition, "loop_config": ctx.config.to_dict()},
-        callbacks=callbacks,
+        ctx.parents[role], out_dir, training.rows, training.reward_funcs, ctx.config.role_hp(role),
+        reward_weights=training.reward_weights, device=ctx.device, metadata=metadata, callbacks=callbacks,
     )
+
+
+def train_solver(ctx: IterationContext, task_set: pd.DataFrame, out_dir: Path, callbacks=()) -> GRPOResult:
+    """Solver GRPO on the recipe's Solver dataset (default: kept tasks, 0.9 * accuracy vs pseudo-label + 0.1 * format)."""
+    from recipes.base import get_recipe
+
+    return _train_role(ctx, "solver", get_recipe(ctx.recipe).solver_training(ctx, task_set), out_dir, callbacks)
 
 
 def task_set_stats(df: pd.DataFrame) -> dict:
@@ -222,13 +231,8 @@ def task_set_stats(df: pd.DataFrame) -> dict:
 def train_task_maker(recipe, role: str, ctx: IterationContext, out_dir: Path, callbacks=()) -> tuple[GRPOResult, dict]:
     """GRPO for one task-maker role; returns the result and the reward's running statistics."""
     training = recipe.role_training(role, ctx)
-    result = train_grpo(
-        ctx.parents[role], out_dir, training.rows, training.reward_funcs, ctx.config.role_hp(role),
-        reward_weights=training.reward_weights, device=ctx.device,
-        metadata={"recipe": ctx.recipe, "role": role, "partition": ctx.partition, "loop_config": ctx.config.to_dict()},
-        callbacks=callbacks,
-    )
-    summary = {}
+    result = _train_role(ctx, role, training, out_dir, callbacks)
+    summary = {"skipped": training.skip_reason} if training.skip_reason else {}
     for f in training.reward_funcs:
         if hasattr(f, "summary"):
             summary.update(f.summary())
@@ -236,6 +240,11 @@ def train_task_maker(recipe, role: str, ctx: IterationContext, out_dir: Path, ca
 
 
 def build_task_set(recipe, ctx: IterationContext, maker_dirs: dict[str, Path]) -> pd.DataFrame:
+    """The iteration's task set, built by the recipe's hook (default: `label_proposals`)."""
+    return recipe.build_task_set(ctx, maker_dirs)
+
+
+def label_proposals(recipe, ctx: IterationContext, maker_dirs: dict[str, Path]) -> pd.DataFrame:
     """Proposals from this iteration's task makers, labeled by the previous Solver's majority vote."""
     makers = {role: ctx.engine(d) for role, d in maker_dirs.items()}
     proposals = recipe.propose_tasks(ctx, makers)

@@ -61,7 +61,6 @@ def validate_task_set(
     df: pd.DataFrame, band: tuple[float, float], resolvable: Callable[[str], bool], min_kept: int = 1
 ) -> ValidationReport:
     """Validate a task-set table with great-expectations; never raises on bad data, reports it."""
-    import great_expectations as gx
     import great_expectations.expectations as gxe
 
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -69,15 +68,8 @@ def validate_task_set(
         return ValidationReport(False, [{"expectation": "expect_table_columns_to_match_set", "column": "", "success": False,
                                          "unexpected_count": len(missing), "examples": missing}], len(df))
     data = _prepare(df, resolvable)
-    context = gx.get_context(mode="ephemeral")
-    try:
-        context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    except Exception:  # progress bars are cosmetic; older/newer GX spell this differently
-        pass
-    batch_def = context.data_sources.add_pandas("zeroforge").add_dataframe_asset("task_set").add_batch_definition_whole_dataframe("all")
     kept = {"row_condition": "kept==True", "condition_parser": "pandas"}
-    suite = context.suites.add(gx.ExpectationSuite(name="task_set"))
-    for e in [
+    report = run_suite(data, [
         gxe.ExpectTableColumnsToMatchSet(column_set=REQUIRED_COLUMNS, exact_match=False),
         gxe.ExpectColumnValuesToBeBetween(column="n_options", min_value=4, max_value=4, row_condition='reason!="malformed"', condition_parser="pandas"),
         gxe.ExpectColumnValuesToBeInSet(column="majority", value_set=["A", "B", "C", "D"], **kept),
@@ -86,23 +78,37 @@ def validate_task_set(
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["image_id", "question_key"], **kept),
         gxe.ExpectColumnValuesToBeInSet(column="image_resolvable", value_set=[True]),
         gxe.ExpectColumnSumToBeBetween(column="kept_count", min_value=min_kept),
-    ]:
+    ], len(df))
+    report.next_step = "" if report.success else next_step(df, report, band)
+    return report
+
+
+def run_suite(data: pd.DataFrame, expectations: list, rows: int) -> ValidationReport:
+    """Validate a prepared dataframe against GX expectations (ephemeral context, whole-dataframe batch)."""
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    try:
+        context.variables.progress_bars = {"globally": False, "metric_calculations": False}
+    except Exception:  # progress bars are cosmetic; older/newer GX spell this differently
+        pass
+    batch_def = context.data_sources.add_pandas("zeroforge").add_dataframe_asset("task_set").add_batch_definition_whole_dataframe("all")
+    suite = context.suites.add(gx.ExpectationSuite(name="task_set"))
+    for e in expectations:
         suite.add_expectation(e)
     result = batch_def.get_batch(batch_parameters={"dataframe": data}).validate(suite)
-    rows = []
+    out = []
     for r in result.results:
         kw = r.expectation_config.kwargs
         res = r.result or {}
-        rows.append({
+        out.append({
             "expectation": r.expectation_config.type,
             "column": kw.get("column") or ",".join(kw.get("column_list") or []) or "",
             "success": bool(r.success),
             "unexpected_count": int(res.get("unexpected_count") or 0),
             "examples": [str(x) for x in (res.get("partial_unexpected_list") or [])[:3]],
         })
-    report = ValidationReport(bool(result.success), rows, len(df))
-    report.next_step = "" if report.success else next_step(df, report, band)
-    return report
+    return ValidationReport(bool(result.success), out, rows)
 
 
 def next_step(df: pd.DataFrame, report: ValidationReport, band: tuple[float, float]) -> str:

@@ -88,6 +88,23 @@ def render(rng: random.Random, difficulty: int, size: int) -> tuple[Image.Image,
     else:
         colors = [rng.choice(COLOR_NAMES)] * n
 
+    image, items, y_base, unit = draw_chart(size, chart_type, labels, values, colors, level.gridlines)
+    noun = "bars" if chart_type == "bar" else "points"
+    pairs = ", ".join(f"{lab}={val}" for lab, val in zip(labels, values))
+    caption = f"a {chart_type} chart of {number_word(n)} {noun}: {pairs}"
+    scene = {"width": size, "height": size, "chart_type": chart_type, "labels": labels,
+             "values": values, "baseline_y": y_base, "unit_px": unit, "items": items}
+    return image, caption, scene
+
+
+def draw_chart(size: int, chart_type: str, labels: list[str], values: list[int], colors: list[str],
+               gridlines: bool) -> tuple[Image.Image, list[dict], int, float]:
+    """Draw a chart from its data; returns (image, items with pixel geometry, baseline y, px per unit).
+
+    Split from `render` so an edited chart (one value or label changed, e.g. for a
+    "who is the spy" pair) is drawn by exactly the same code as the original.
+    """
+    n = len(labels)
     image = Image.new("RGB", (size, size), BACKGROUND)
     draw = ImageDraw.Draw(image)
     font = _font()
@@ -96,7 +113,7 @@ def render(rng: random.Random, difficulty: int, size: int) -> tuple[Image.Image,
     unit = (y_base - y_top) / MAX_VALUE
     slot = (size - 2 * margin) / n
 
-    if level.gridlines:
+    if gridlines:
         # Light horizontal reference lines: distractors drawn under the data.
         for v in (3, 6, 9):
             y = y_base - round(v * unit)
@@ -126,9 +143,4 @@ def render(rng: random.Random, difficulty: int, size: int) -> tuple[Image.Image,
         for x, y in pts:  # markers make the sampled points readable
             draw.rectangle([x - 1, y - 1, x + 1, y + 1], fill=COLORS[colors[0]])
 
-    noun = "bars" if chart_type == "bar" else "points"
-    pairs = ", ".join(f"{lab}={val}" for lab, val in zip(labels, values))
-    caption = f"a {chart_type} chart of {number_word(n)} {noun}: {pairs}"
-    scene = {"width": size, "height": size, "chart_type": chart_type, "labels": labels,
-             "values": values, "baseline_y": y_base, "unit_px": unit, "items": items}
-    return image, caption, scene
+    return image, items, y_base, unit
