@@ -93,9 +93,11 @@ def iteration_context(
     for role in roles:
         path, label = store.parent_checkpoint(recipe, partition, role)
         parents[role], labels[role] = path, label
+    trained = {r: store.role_dir(recipe, partition, r) for r in get_recipe(recipe).task_makers}
     ctx = IterationContext(
         recipe=recipe, iteration=parse_iteration(partition), partition=partition, config=loop,
         parents=parents, pool=ImagePool(home.pool_root()), device=compute.resolved_device(),
+        trained={r: d for r, d in trained.items() if store.checkpoint_complete(d)},
     )
     return ctx, store, labels
 

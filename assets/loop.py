@@ -114,7 +114,8 @@ def build_loop_assets(recipe_name: str) -> list:
                 description=f"{recipe_name} {role}, GRPO-trained from its previous checkpoint.",
             )
             def maker(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
-                ctx, store, labels = iteration_context(recipe_name, context.partition_key, config, home, compute, (role, "solver"))
+                # every role's parent: a task maker's reward may call any of them (MM-Zero's Proposer calls the Coder)
+                ctx, store, labels = iteration_context(recipe_name, context.partition_key, config, home, compute, recipe.roles)
                 key = context.partition_key
                 t0 = time.monotonic()
                 result, summary, launched = _train(
@@ -177,10 +178,12 @@ def build_loop_assets(recipe_name: str) -> list:
             inputs={**{f"task_maker_{role}": lineage.upstream(home.path, f"{recipe_name}/{role}_checkpoint", key, "checkpoint", d)
                        for role, d in makers.items()},
                     "solver_parent": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
-                    "images": lineage.images_input(ctx.pool, df["image_id"].tolist()),
+                    "images": lineage.images_input(ctx.pool, [i for i in df["image_id"].tolist() if i]),
                     "image_pool": lineage.pool_input(home.path),
                     "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
             config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
+        # recipe-specific extras (e.g. MM-Zero's contact sheet of renders and its program/reward table)
+        extra = {k: dg.MetadataValue.md(v) if isinstance(v, str) else v for k, v in recipe.task_set_metadata(df, ctx).items()}
         return _with_lineage({
             "path": dg.MetadataValue.path(str(path)),
             "labeled_by": labels["solver"],
@@ -191,6 +194,7 @@ def build_loop_assets(recipe_name: str) -> list:
             "wall_time_s": round(time.monotonic() - t0, 1),
             "c_histogram": dg.MetadataValue.md(png_markdown(png, "c histogram")),
             "kept_preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "no kept tasks"),
+            **extra,
         }, rec)
 
     out.append(task_set)

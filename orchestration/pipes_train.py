@@ -38,7 +38,8 @@ def train_from_extras(extras: dict, log=None) -> dict:
     home = ZeroforgeHome(root=extras["home"])
     compute = ComputeResource(device=extras["device"], launcher="in_process")
     # The parent step froze the iteration config already: the default IterationConfig is never used.
-    ctx, store, _ = iteration_context(recipe_name, key, IterationConfig(), home, compute, (role, "solver"))
+    roles = ("solver",) if role == "solver" else get_recipe(recipe_name).roles  # a task maker's reward may call any role
+    ctx, store, _ = iteration_context(recipe_name, key, IterationConfig(), home, compute, roles)
     out_dir = store.role_dir(recipe_name, key, role)
     t0 = time.monotonic()
     if role == "solver":

@@ -9,4 +9,4 @@ Plain library code: no dagster imports.
 """
 
 from recipes.base import RECIPES, Recipe, get_recipe, register_recipe  # noqa: F401
-from recipes import vzero  # noqa: F401  (registers "vzero")
+from recipes import mmzero, vzero  # noqa: F401  (registers "mmzero", "vzero")

@@ -77,6 +77,13 @@ class Recipe(ABC):
         """The keep filter on a labeled task row; None means the consistency band [band_low, band_high]."""
         return None
 
+    def task_set_metadata(self, df, ctx) -> dict:
+        """Extra task-set metadata for the asset page (Dagster-free): numbers, or markdown strings.
+
+        Called after the task set is labeled; the default adds nothing.
+        """
+        return {}
+
     @abstractmethod
     def bootstrap_examples(self, world_images: Sequence, rng: random.Random) -> list[SupervisedExample]:
         """Templated examples of this recipe's task-maker formats, for the warm start.

@@ -22,7 +22,7 @@ import torch
 
 from models.generation import GenerationRequest, SamplingParams
 from models.warmstart import SupervisedExample, WarmStartConfig
-from recipes.base import get_recipe
+from recipes.base import RECIPES, get_recipe
 from models.formats import solver_prompt, solver_target
 
 
@@ -70,7 +70,8 @@ class BaseModelBuild:
     size: str = "small"  # a key of models.tiny_vlm.TINY_SPECS
     n_train_images: int = 800
     n_eval_images: int = 150
-    recipes: tuple[str, ...] = ("vzero",)
+    # every registered recipe's task-maker formats (recipes.base.Recipe.bootstrap_examples)
+    recipes: tuple[str, ...] = field(default_factory=lambda: tuple(sorted(RECIPES)))
     seed: int = 0
     format_probe: int = 32  # held-out images on which the Questioner format is sampled
     warm_start: WarmStartConfig = field(default_factory=WarmStartConfig)
