@@ -332,18 +332,20 @@ class MMZero(Recipe):
                 recipe_options=asdict(MMZeroOptions(coder_samples=1, coder_temperature=0.7, coder_max_new_tokens=256)),
             )
         if profile == "smoke":
-            # Seconds-long: every step runs, nothing is measured; wide filters keep any majority-labeled question.
+            # Seconds-long: every step runs, nothing is measured. Wide filters keep any majority-labeled question;
+            # temperature 0.3 keeps a barely warm-started ~1M model's long formats mostly intact (greedy would
+            # give one proposal: the Proposer's prompt is always the same).
             return LoopConfig(
                 m=4, band_low=0.0, band_high=1.0, images_per_iteration=6, task_maker_images=2, eval_images=4,
-                task_max_new_tokens=160, engine_batch_size=16, task_temperature=0.7,
+                task_max_new_tokens=160, engine_batch_size=16, task_temperature=0.3,
                 solver=GRPOHyperParams(num_generations=2, steps=1, prompts_per_step=2, learning_rate=1e-4, max_completion_length=8, save_steps=1),
                 task_makers={
-                    "proposer": GRPOHyperParams(num_generations=2, steps=1, prompts_per_step=1, learning_rate=1e-4, temperature=0.7,
+                    "proposer": GRPOHyperParams(num_generations=2, steps=1, prompts_per_step=1, learning_rate=1e-4, temperature=0.3,
                                                 max_completion_length=160, save_steps=1),
-                    "coder": GRPOHyperParams(num_generations=2, steps=1, prompts_per_step=1, learning_rate=1e-4, temperature=0.7,
+                    "coder": GRPOHyperParams(num_generations=2, steps=1, prompts_per_step=1, learning_rate=1e-4, temperature=0.3,
                                              max_completion_length=256, save_steps=1),
                 },
-                recipe_options=asdict(MMZeroOptions(coder_samples=1, coder_temperature=0.7, coder_max_new_tokens=256,
+                recipe_options=asdict(MMZeroOptions(coder_samples=1, coder_temperature=0.3, coder_max_new_tokens=256,
                                                     easy_min=0.0, hard_low=0.0, hard_high=1.0)),
             )
         raise ValueError(f"unknown profile {profile!r}; choose 'paper', 'embedded' or 'smoke'")
