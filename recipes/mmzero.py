@@ -372,7 +372,7 @@ class MMZero(Recipe):
     def _well_formed(self, ctx: IterationContext, proposer, n: int, attempts: int = 4) -> list[Proposal]:
         out: list[Proposal] = []
         for a in range(attempts):
-            for text in generate_proposals(proposer, n, max(ctx.config.task_temperature, 0.7), ctx.config.task_max_new_tokens,
+            for text in generate_proposals(proposer, n, ctx.config.task_temperature or 0.7, ctx.config.task_max_new_tokens,
                                            ctx.config.seed + 1000 * ctx.iteration + a):
                 try:
                     out.append(parse_proposer(text))

@@ -90,7 +90,7 @@ def curriculum_audit(task_set: pd.DataFrame, pool, opts=None) -> dict:
     for it in items[:MAX_TABLE]:
         status = it["render_status"] or "malformed proposal"
         if it["render_status"] and it["render_status"] != "ok":
-            status = f"{it['render_status']}: {_cell(it['detail'], 60)}"
+            status = _cell(it["detail"], 70)  # "render <status>: <reason>"
         easy = f"{_cell(it.get('easy', ''), 50)} ({it.get('easy_answer', '-')}, {it.get('solvability', 0.0):.2f})" if "easy" in it else "-"
         hard = (f"{_cell(it.get('hard', ''), 50)} ({it.get('hard_answer', '-')}, {it.get('c_hard', 0.0):.2f}, "
                 f"{'yes' if it.get('hard_solved') else 'no'})") if "hard" in it else "-"
