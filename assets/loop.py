@@ -197,10 +197,11 @@ def build_loop_assets(recipe_name: str) -> list:
             inputs={**{f"task_maker_{role}": lineage.upstream(home.path, f"{recipe_name}/{role}_checkpoint", key, "checkpoint", d)
                        for role, d in makers.items()},
                     "solver_parent": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
-                    "images": lineage.images_input(ctx.pool, df["image_id"].tolist()),
+                    "images": lineage.images_input(ctx.pool, [i for i in df["image_id"].tolist() if i]),
                     "image_pool": lineage.pool_input(home.path),
                     "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
             config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
+        # recipe-specific extras (e.g. MM-Zero's contact sheet of renders and its program/reward table)
         return _with_lineage({
             "path": dg.MetadataValue.path(str(path)),
             "labeled_by": labels["solver"],

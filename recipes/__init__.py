@@ -12,3 +12,4 @@ from recipes.base import RECIPES, Recipe, get_recipe, register_recipe  # noqa: F
 from recipes import vzero  # noqa: F401  (registers "vzero")
 from recipes import activezero  # noqa: F401  (registers "activezero" and "activezero_passive")
 from recipes import visionzero  # noqa: F401  (registers "visionzero")
+from recipes import mmzero  # noqa: F401  (registers "mmzero")

@@ -22,7 +22,7 @@ import torch
 
 from models.generation import GenerationRequest, SamplingParams
 from models.warmstart import SupervisedExample, WarmStartConfig
-from recipes.base import get_recipe
+from recipes.base import RECIPES, get_recipe
 from models.formats import solver_prompt, solver_target
 
 

@@ -70,12 +70,17 @@ class ProposedTask:
 
 @dataclass
 class MalformedTask:
-    """Task-maker output that did not parse: kept in the task set as a dropped row with its reason."""
+    """Task-maker output that did not parse (or whose image could not be made): a dropped row with its reason.
+
+    `kind` becomes the row's `reason` ("malformed"; MM-Zero also uses "render_failed");
+    `reason` goes to its `detail`. `image_id` is "" when there is no image at all.
+    """
 
     image_id: str
     raw: str
     reason: str
-    meta: dict = field(default_factory=dict)  # recipe-specific context kept with the row (e.g. the search query)
+    kind: str = "malformed"
+    meta: dict = field(default_factory=dict)  # what is known anyway (e.g. the Proposer text of an unrendered program)
 
 
 @dataclass
@@ -100,10 +105,23 @@ class IterationContext:
         return random.Random(f"{self.recipe}:{self.iteration}:{salt}:{self.config.seed}")
 
     def sample_image_ids(self, n: int, salt: str) -> list[str]:
-        ids = sorted(self.pool.ids())
+        """n pool images to ask about; images a recipe generated itself (e.g. MM-Zero renders) are left out,
+        so a recipe's draw does not depend on which other recipes ran on the same pool."""
+        ids = sorted(i for i, s in zip(*pool_ids_and_sources(self.pool)) if s not in GENERATED_SOURCES)
         if not ids:
             raise ValueError("the image pool is empty: materialize image_pool first")
         return self.rng(salt).sample(ids, min(n, len(ids)))
+
+
+# Pool sources whose images a recipe generated in an iteration (they belong to that iteration's curriculum).
+GENERATED_SOURCES = frozenset({"mmzero-render"})
+
+
+def pool_ids_and_sources(pool) -> tuple[list[str], list[str]]:
+    if pool.count() == 0:
+        return [], []
+    t = pool.table().search().select(["id", "source"]).limit(None).to_arrow()
+    return t.column("id").to_pylist(), t.column("source").to_pylist()
 
 
 def default_engine_factory(device: str, batch_size: int) -> Callable[[Path], InferenceEngine]:
@@ -149,7 +167,7 @@ def label_tasks(
         base = {"task_id": f"{ctx.partition}-{i:05d}", "iteration": ctx.iteration, "image_id": p.image_id}
         if isinstance(p, MalformedTask):
             rows.append({**base, "question": "", "options": [], "answers": [], "majority": None, "c": 0.0,
-                         "kept": False, "reason": "malformed", "detail": p.reason, "raw": p.raw, "meta": dict(p.meta)})
+                         "kept": False, "reason": p.kind, "detail": p.reason, "raw": p.raw, "meta": dict(p.meta)})
             continue
         row = {**base, "question": p.question, "options": list(p.options), "answers": [], "majority": None,
                "c": 0.0, "kept": False, "reason": "", "detail": "", "raw": p.meta.get("raw", ""),
@@ -218,6 +236,7 @@ def task_set_stats(df: pd.DataFrame) -> dict:
     return {
         "generated": int(len(df)),
         "malformed": int(reasons.get("malformed", 0)),
+        "render_failed": int(reasons.get("render_failed", 0)),
         "duplicates": int(reasons.get("duplicate", 0)),
         "no_majority": int(reasons.get("no_majority", 0)),
         "too_easy": int(reasons.get("too_easy", 0)),

@@ -7,11 +7,11 @@ so a bad task set stops the iteration before the Solver trains on it.
 
 Expectations (recipes.md, issue "Validation"):
 - schema: the task-set columns are present;
-- every well-formed row has exactly four options (A-D);
+- every well-formed row has exactly four options (A-D) (malformed and render_failed rows have none);
 - every kept row's label is one of the option letters A-D;
 - every kept row's c lies within the consistency band;
 - no duplicate question (same image, same normalised question and options) among kept rows;
-- every image reference resolves in the image pool;
+- every image reference resolves in the image pool (a dropped row may have no image: "");
 - at least `min_kept` rows are kept (an empty set leaves the Solver nothing to learn from).
 """
 
@@ -50,8 +50,8 @@ def _prepare(df: pd.DataFrame, resolvable: Callable[[str], bool]) -> pd.DataFram
         " ".join(str(q).lower().split()) + "|" + "|".join(str(x).lower() for x in (o if o is not None else []))
         for q, o in zip(out["question"], out["options"])
     ]
-    # a malformed row without an image (a search query that did not parse fetched nothing) has nothing to resolve
-    out["image_resolvable"] = [(r == "malformed" and i == "") or bool(resolvable(i)) for r, i in zip(out["reason"], out["image_id"])]
+    # a dropped row without any image (MM-Zero: the program did not render) has nothing to resolve
+    out["image_resolvable"] = [bool(resolvable(i)) if i or k else True for i, k in zip(out["image_id"], out["kept"].astype(bool))]
     out["kept"] = out["kept"].astype(bool)
     out["kept_count"] = out["kept"].astype(int)
     return out
@@ -71,7 +71,8 @@ def validate_task_set(
     kept = {"row_condition": "kept==True", "condition_parser": "pandas"}
     report = run_suite(data, [
         gxe.ExpectTableColumnsToMatchSet(column_set=REQUIRED_COLUMNS, exact_match=False),
-        gxe.ExpectColumnValuesToBeBetween(column="n_options", min_value=4, max_value=4, row_condition='reason!="malformed"', condition_parser="pandas"),
+        gxe.ExpectColumnValuesToBeBetween(column="n_options", min_value=4, max_value=4, row_condition='reason!="malformed" and reason!="render_failed"',
+                                          condition_parser="pandas"),
         gxe.ExpectColumnValuesToBeInSet(column="majority", value_set=["A", "B", "C", "D"], **kept),
         gxe.ExpectColumnValuesToNotBeNull(column="majority", **kept),
         gxe.ExpectColumnValuesToBeBetween(column="c", min_value=band[0], max_value=band[1], **kept),
