@@ -12,7 +12,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup  ## README command 1: set up, then run the main job on the embedded default
-	$(VENV)/bin/zeroforge demo
+	$(VENV)/bin/zeroforge demo $(ARGS)
 
 test: setup  ## README command 2: set up, then run the test suite (slow tests excluded)
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)

@@ -1,6 +1,6 @@
 """The `zeroforge` command line.
 
-    zeroforge demo [--profile demo|smoke]   run the main job on the embedded default, on a persistent instance
+    zeroforge demo [--profile demo|smoke] [--recipe R]  run the main job on the embedded default, on a persistent instance
     zeroforge ui [--port 3000]              the Dagster webserver on 127.0.0.1, same instance as the demo
     zeroforge build-model --out DIR         build + warm-start an embedded model without Dagster
     zeroforge backfill [--recipe vzero]     re-execute the failed iterations from failure (a Dagster backfill)
@@ -27,7 +27,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # seconds-long version for tests and for checking an install.
 PROFILES: dict[str, dict] = {
     "demo": {
-        # ~8 minutes of supervised warm start: the base must be partly right for majority votes to mean anything
         # ~10 minutes of supervised warm start (once: the base is reused while its config is unchanged);
         # the base must be partly right for majority votes to mean anything
         "base_model": {"size": "small", "n_train_images": 1500, "warm_start_steps": 1200, "warm_start_minutes": 10.0},
@@ -181,6 +180,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from assets.store import iteration_key
     from orchestration.runs import materialization_metadata, run_foundation, run_iteration, run_leaderboard
 
+    if args.recipe:
+        from recipes import RECIPES
+
+        if args.recipe not in RECIPES:
+            raise SystemExit(f"zeroforge demo: unknown recipe {args.recipe!r}; registered: {', '.join(sorted(RECIPES))}")
     t0 = time.monotonic()
     instance = dg.DagsterInstance.get()
     result = run_foundation(instance, run_config_for(args.profile))
@@ -192,7 +196,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     loop = LOOP_PROFILES[args.profile]
     n_iter = args.iterations if args.iterations is not None else loop["iterations"]
-    recipe, rows, keys = loop["recipe"], [], []
+    recipe, rows, keys = args.recipe or loop["recipe"], [], []
     for n in range(1, n_iter + 1):
         t1 = time.monotonic()
         res = run_iteration(instance, recipe, n, loop["config"])
@@ -329,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run the main job on the embedded default")
     p.add_argument("--profile", default="demo", choices=sorted(PROFILES))
     p.add_argument("--iterations", type=int, default=None, help="loop iterations after the foundation (profile default)")
+    p.add_argument("--recipe", help="the recipe whose iterations run: vzero (default), activezero, activezero_passive, "
+                   "mmzero, visionzero")
     p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("ui", help="start the Dagster webserver on 127.0.0.1")
     p.add_argument("--port", type=int, default=3000)
