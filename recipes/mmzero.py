@@ -333,10 +333,11 @@ class MMZero(Recipe):
             )
         if profile == "smoke":
             # Seconds-long: every step runs, nothing is measured. Wide filters keep any majority-labeled question;
+            # 24 proposals so that a few render even when the warm start mixes in every recipe's formats;
             # temperature 0.3 keeps a barely warm-started ~1M model's long formats mostly intact (greedy would
             # give one proposal: the Proposer's prompt is always the same).
             return LoopConfig(
-                m=4, band_low=0.0, band_high=1.0, images_per_iteration=6, task_maker_images=2, eval_images=4,
+                m=4, band_low=0.0, band_high=1.0, images_per_iteration=24, task_maker_images=2, eval_images=4,
                 task_max_new_tokens=160, engine_batch_size=16, task_temperature=0.3,
                 solver=GRPOHyperParams(num_generations=2, steps=1, prompts_per_step=2, learning_rate=1e-4, max_completion_length=8, save_steps=1),
                 task_makers={

@@ -42,3 +42,33 @@ def tiny_model_copy(tiny_model_dir, tmp_path):
     dst = tmp_path / "model"
     shutil.copytree(tiny_model_dir, dst)
     return dst
+
+
+@pytest.fixture(scope="session")
+def mmzero_base(tmp_path_factory):
+    """The tiny model taught the MM-Zero formats on one templated item (Proposer text, Coder SVG, the Solver's
+    answers to its two questions): its first proposals parse and its first programs render, in seconds."""
+    import torch
+
+    from recipes import get_recipe
+    from recipes.mmzero import parse_proposer
+
+    from models.formats import solver_prompt, solver_target
+    from models.loading import load_vlm
+    from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
+    from models.warmstart import SupervisedExample, WarmStartConfig, supervised_finetune
+    from recipes.bootstrap import tokenizer_corpus
+    from retrieval.world import generate
+
+    wi = generate("shapes", seed=0, difficulty=1)
+    proposer, coder = get_recipe("mmzero").bootstrap_examples([wi], random.Random(0))
+    p = parse_proposer(proposer.target)
+    solver = [SupervisedExample(solver_prompt(q, list(o)), solver_target(a), [wi.image], "color")
+              for q, o, a in ((p.easy, p.easy_options, p.easy_answer), (p.hard, p.hard_options, p.hard_answer))]
+    train = [proposer, coder, *solver]
+    out = tmp_path_factory.mktemp("mmzero_base")
+    build_tiny_vlm(out, tokenizer_corpus(train), TINY_SPECS["tiny"])
+    model, proc = load_vlm(out, device="cpu", dtype=torch.float32)
+    supervised_finetune(model, proc, train, WarmStartConfig(steps=80, batch_size=4, learning_rate=1e-2, warmup_steps=5), progress=False)
+    model.save_pretrained(out)
+    return out

@@ -19,29 +19,6 @@ from recipes.loop import IterationContext, build_task_set, task_set_stats, train
 from recipes.mmzero import RENDER_SOURCE, MMZeroOptions, parse_proposer
 
 
-@pytest.fixture(scope="module")
-def mmzero_base(tmp_path_factory):
-    from models.formats import solver_prompt, solver_target
-    from models.loading import load_vlm
-    from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
-    from models.warmstart import SupervisedExample, WarmStartConfig, supervised_finetune
-    from recipes.bootstrap import tokenizer_corpus
-    from retrieval.world import generate
-
-    wi = generate("shapes", seed=0, difficulty=1)
-    proposer, coder = get_recipe("mmzero").bootstrap_examples([wi], random.Random(0))
-    p = parse_proposer(proposer.target)
-    solver = [SupervisedExample(solver_prompt(q, list(o)), solver_target(a), [wi.image], "color")
-              for q, o, a in ((p.easy, p.easy_options, p.easy_answer), (p.hard, p.hard_options, p.hard_answer))]
-    train = [proposer, coder, *solver]
-    out = tmp_path_factory.mktemp("mmzero_base")
-    build_tiny_vlm(out, tokenizer_corpus(train), TINY_SPECS["tiny"])
-    model, proc = load_vlm(out, device="cpu", dtype=torch.float32)
-    supervised_finetune(model, proc, train, WarmStartConfig(steps=80, batch_size=4, learning_rate=1e-2, warmup_steps=5), progress=False)
-    model.save_pretrained(out)
-    return out
-
-
 def test_one_iteration_from_zero_images(mmzero_base, tmp_path):
     from recipes.validation import validate_task_set
     from retrieval.pool import ImagePool
