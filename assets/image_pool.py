@@ -1,10 +1,12 @@
 """`image_pool`: every configured image source, as webdataset shards plus a LanceDB table.
 
 Sources are plug-ins (`retrieval.sources`): the procedural world at several
-difficulties, scikit-image's packaged photos, and any user folder. Adding is
-incremental and idempotent (known ids are skipped, new shards appended);
-corrupt files are counted, quarantined and listed in the metadata, never
-fatal. Embeddings come with the Active-Zero retrieval work.
+difficulties, scikit-image's packaged photos, any user folder, existing
+webdataset shards, and the images (never the answers) of benchmark-style
+files (VLMEvalKit TSV, HF parquet, JSONL). Adding is incremental and
+idempotent (known ids are skipped, new shards appended); corrupt inputs are
+counted, quarantined and listed in the metadata, never fatal. Embeddings are
+the `embedder` asset's.
 """
 
 
@@ -25,6 +27,8 @@ class ImagePoolConfig(dg.Config):
     image_size: int = 64
     include_skimage: bool = True
     folders: list[str] = []
+    shards: list[str] = []  # existing webdataset tar shards: paths or brace patterns
+    benchmark_files: list[str] = []  # NAME=PATH of VLMEvalKit TSV / HF parquet / JSONL files: images only, no answers
 
 
 def _sources(config: ImagePoolConfig):
@@ -33,6 +37,13 @@ def _sources(config: ImagePoolConfig):
         yield build_source("skimage")
     for folder in config.folders:
         yield build_source("folder", root=folder)
+    if config.shards:
+        yield build_source("shards", urls=config.shards)
+    if config.benchmark_files:
+        import evaluation.pool_source  # noqa: F401  (registers the "benchmark" source)
+
+        for spec in config.benchmark_files:
+            yield build_source("benchmark", spec=spec)
 
 
 @dg.asset(group_name="foundation", kinds={"webdataset", "lancedb"})

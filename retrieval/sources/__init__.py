@@ -1,11 +1,12 @@
 """Image sources as plug-ins; importing this package registers the built-in ones.
 
-Built-ins: "procedural" (the seeded world), "folder" (any directory of images) and
+Built-ins: "procedural" (the seeded world), "folder" (any directory of images), "shards"
+(existing webdataset tar shards) and
 "skimage" (scikit-image's bundled sample photos).  Use ``build_source(name, **kwargs)``
 and iterate ``iter_items()``; route ``Rejected`` items to ``quarantine``.
 """
 
-from retrieval.sources import folder, procedural, skimage_photos  # noqa: F401  (registration)
+from retrieval.sources import folder, procedural, shards_source, skimage_photos  # noqa: F401  (registration)
 from retrieval.sources.base import (
     ImageRecord,
     ImageSource,

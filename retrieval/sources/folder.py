@@ -36,6 +36,38 @@ def caption_from_stem(stem: str) -> str:
     return re.sub(r"[_\-\s]+", " ", stem).strip() or stem
 
 
+def decode_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                       what: str = "file") -> tuple[Image.Image, str, tuple[int, int]] | str:
+    """(RGB image, format, original size) from encoded bytes, or the reason they are unusable.
+
+    Guards against decompression bombs before decoding and verifies the whole stream, so a truncated
+    or corrupt file is a reason, never an exception or a half-black image. Shared by every source that
+    reads encoded images (folders, webdataset shards).
+    """
+    try:
+        with warnings.catch_warnings():
+            # PIL only warns below 2x its own limit; we enforce max_pixels ourselves.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                w, h = probe.size
+                fmt = probe.format
+                if w * h > max_pixels:
+                    return f"decompression bomb guard: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}"
+                # verify() walks the whole stream (CRCs, truncation) without decoding,
+                # and catches truncation even if ImageFile.LOAD_TRUNCATED_IMAGES is set.
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as img:  # verify() leaves the file unusable
+                img.load()
+                return to_rgb(img), fmt, (w, h)
+    except Image.DecompressionBombError as exc:
+        return f"decompression bomb: {exc}"
+    except UnidentifiedImageError:
+        return f"not a recognised image ({what}, {len(data)} bytes)"
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # PIL signals truncated/corrupt streams with OSError or SyntaxError.
+        return f"corrupt or truncated image: {type(exc).__name__}: {exc}"
+
+
 @register_source("folder")
 class FolderSource(ImageSource):
     """Images under ``root``; ``difficulty`` is a fixed prior since there is no ground truth."""
@@ -66,29 +98,10 @@ class FolderSource(ImageSource):
             return self._reject(path, f"unreadable file: {type(exc).__name__}: {exc}")
         if not data:
             return self._reject(path, "empty file (0 bytes)")
-        try:
-            with warnings.catch_warnings():
-                # PIL only warns below 2x its own limit; we enforce max_pixels ourselves.
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data)) as probe:
-                    w, h = probe.size
-                    fmt = probe.format
-                    if w * h > self.max_pixels:
-                        return self._reject(path, f"decompression bomb guard: {w}x{h} = {w * h} pixels "
-                                                  f"exceeds max_pixels={self.max_pixels}")
-                    # verify() walks the whole stream (CRCs, truncation) without decoding,
-                    # and catches truncation even if ImageFile.LOAD_TRUNCATED_IMAGES is set.
-                    probe.verify()
-                with Image.open(io.BytesIO(data)) as img:  # verify() leaves the file unusable
-                    img.load()
-                    rgb = to_rgb(img)
-        except Image.DecompressionBombError as exc:
-            return self._reject(path, f"decompression bomb: {exc}")
-        except UnidentifiedImageError:
-            return self._reject(path, f"not a recognised image ({path.suffix} file, {len(data)} bytes)")
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            # PIL signals truncated/corrupt streams with OSError or SyntaxError.
-            return self._reject(path, f"corrupt or truncated image: {type(exc).__name__}: {exc}")
+        decoded = decode_image_bytes(data, self.max_pixels, f"{path.suffix} file")
+        if isinstance(decoded, str):
+            return self._reject(path, decoded)
+        rgb, fmt, (w, h) = decoded
         rgb = fit_max_side(rgb, self.max_side)
         sidecar = path.with_suffix(".txt")
         try:

@@ -157,3 +157,31 @@ def test_base_model_is_reused_for_the_same_config_and_rebuilt_on_request(tmp_pat
     assert forced["reused"] is False and forced["path"] == first["path"]
     other = _metadata(_materialize([base_model], tmp_path, {"base_model": {**cfg["base_model"], "seed": 1}}), "base_model")
     assert other["path"] != first["path"]
+
+
+def test_image_pool_takes_webdataset_shards_and_benchmark_files(tmp_path):
+    import base64
+    import io
+
+    import pandas as pd
+    import webdataset as wds
+
+    def png(color):
+        buf = io.BytesIO()
+        Image.new("RGB", (16, 12), color).save(buf, format="PNG")
+        return buf.getvalue()
+
+    shard = tmp_path / "team-000000.tar"
+    with wds.TarWriter(str(shard)) as sink:
+        sink.write({"__key__": "a", "png": png("red"), "txt": "a red square"})
+        sink.write({"__key__": "b", "png": b"not an image", "txt": "broken"})
+    tsv = tmp_path / "Mini.tsv"
+    pd.DataFrame([{"index": 0, "image": base64.b64encode(png("blue")).decode(), "question": "What color?", "answer": "blue"}]
+                 ).to_csv(tsv, sep="\t", index=False)
+    cfg = {"image_pool": {"procedural_images": 4, "include_skimage": False, "shards": [str(shard)],
+                          "benchmark_files": [f"Mini={tsv}"]}}
+    result = _materialize([image_pool], tmp_path / "home", cfg)
+    assert result.success
+    md = _metadata(result, "image_pool")
+    assert md["by_source"] == {"benchmark": 1, "procedural": 4, "shards": 1} and md["rejected"] == 1
+    assert "b" in md["rejections"]
