@@ -33,10 +33,16 @@ class BaseModelConfig(dg.Config):
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
+    # recipes whose task-maker formats the warm start teaches (empty: every registered recipe). Each format
+    # shares the same warm-start budget, so a base for one recipe learns it better than a base for all.
+    recipes: list[str] = []
     rebuild: bool = False  # build again even if a base with this exact config exists
 
     def build(self) -> BaseModelBuild:
+        from recipes.bootstrap import registered_recipes
+
         return BaseModelBuild(
+            recipes=tuple(self.recipes) if self.recipes else registered_recipes(),
             size=self.size,
             n_train_images=self.n_train_images,
             n_eval_images=self.n_eval_images,

@@ -75,7 +75,10 @@ def main() -> None:
     prepare_instance(home)  # dagster.yaml and $DAGSTER_HOME for this home
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     t0 = time.monotonic()
-    if not run_foundation(instance, run_config_for(args.foundation)).success:
+    foundation = run_config_for(args.foundation)
+    # the same base `zeroforge demo --recipe activezero` builds: V-Zero's shared formats plus the Searcher's
+    foundation["ops"]["base_model"]["config"].setdefault("recipes", ["vzero", "activezero"])
+    if not run_foundation(instance, foundation).success:
         raise SystemExit("the foundation job failed; see the Dagster UI of this home")
     print(f"foundation ({args.foundation}) ready in {time.monotonic() - t0:.0f} s on {_common.machine()}")
     out: dict = {"foundation": args.foundation, "profile": args.profile, "machine": _common.machine(), "arms": {}}

@@ -108,7 +108,9 @@ def prepare_instance(home: Path) -> Path:
 def run_config_for(profile: str) -> dict:
     if profile not in PROFILES:
         raise SystemExit(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    return {"ops": {name: {"config": cfg} for name, cfg in PROFILES[profile].items()}}
+    import copy
+
+    return {"ops": {name: {"config": copy.deepcopy(cfg)} for name, cfg in PROFILES[profile].items()}}
 
 
 def _iteration_row(recipe: str, key: str, md: dict[str, dict], wall: float) -> dict:
@@ -185,18 +187,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         if args.recipe not in RECIPES:
             raise SystemExit(f"zeroforge demo: unknown recipe {args.recipe!r}; registered: {', '.join(sorted(RECIPES))}")
+    loop = LOOP_PROFILES[args.profile]
+    recipe = args.recipe or loop["recipe"]
+    foundation = run_config_for(args.profile)
+    # The base learns the formats of the recipe that runs (V-Zero's Questioner and the Solver's are shared by
+    # all of them), not every recipe's: they would share one warm-start budget. Content-addressed, so each
+    # recipe's base is built once and reused.
+    foundation["ops"]["base_model"]["config"].setdefault("recipes", list(dict.fromkeys(["vzero", recipe])))
     t0 = time.monotonic()
     instance = dg.DagsterInstance.get()
-    result = run_foundation(instance, run_config_for(args.profile))
+    result = run_foundation(instance, foundation)
     print(f"\nfoundation ({args.profile}) {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - t0:.0f} s; run {result.run_id}")
     for key, md in materialization_metadata(result).items():
         keep = {k: v for k, v in md.items() if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) < 120)}
         print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in keep.items()))
     if not result.success:
         return 1
-    loop = LOOP_PROFILES[args.profile]
     n_iter = args.iterations if args.iterations is not None else loop["iterations"]
-    recipe, rows, keys = args.recipe or loop["recipe"], [], []
+    rows, keys = [], []
     for n in range(1, n_iter + 1):
         t1 = time.monotonic()
         res = run_iteration(instance, recipe, n, loop["config"])
