@@ -6,7 +6,7 @@ export HF_HUB_OFFLINE = 1
 export TOKENIZERS_PARALLELISM = false
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-all test-ui ui backfill lineage dvc clean-home
+.PHONY: setup demo test test-all test-ui lint ui backfill lineage dvc clean-home
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +16,10 @@ demo: setup  ## README command 1: set up, then run the main job on the embedded 
 
 test: setup  ## README command 2: set up, then run the test suite (slow tests excluded)
 	$(VENV)/bin/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup  ## the layering contracts (import-linter) and ruff
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 test-all: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -1,7 +1,7 @@
 """`base_model`: the checkpoint every role of every iteration starts from.
 
 Either the embedded default (a tiny Qwen2.5-VL built and warm-started
-locally, see `recipes.bootstrap.build_base_model`) or a user's local Hugging
+locally, see `recipes.core.bootstrap.build_base_model`) or a user's local Hugging
 Face VLM directory (`model_path`), which is validated and recorded, never
 copied. Materialize from the UI's launchpad or `zeroforge demo`.
 """
@@ -16,9 +16,11 @@ from assets.lineage import artifact, record_lineage
 from assets.resources import ZeroforgeHome
 from assets.store import IterationStore
 from evaluation.plots import accuracy_bars, loss_curve, png_markdown
+from models.files import atomic_dir
 from models.loading import describe_model
 from models.warmstart import WarmStartConfig
-from recipes.bootstrap import BaseModelBuild, build_base_model
+from recipes.core.bootstrap import BASE_CARD, BaseModelBuild, build_base_model
+from recipes.core.registry import recipe_names
 
 
 class BaseModelConfig(dg.Config):
@@ -39,10 +41,8 @@ class BaseModelConfig(dg.Config):
     rebuild: bool = False  # build again even if a base with this exact config exists
 
     def build(self) -> BaseModelBuild:
-        from recipes.bootstrap import registered_recipes
-
         return BaseModelBuild(
-            recipes=tuple(self.recipes) if self.recipes else registered_recipes(),
+            recipes=tuple(self.recipes) if self.recipes else recipe_names(),
             size=self.size,
             n_train_images=self.n_train_images,
             n_eval_images=self.n_eval_images,
@@ -79,12 +79,12 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
     # Content-addressed: a base built with this exact configuration is reused, so rerunning the
     # demo (or a failed downstream partition) does not repeat minutes of warm start.
     final = home.base_model_dir(build.fingerprint())
-    cached = (final / "zeroforge_base.json").is_file() and not config.rebuild
+    cached = (final / BASE_CARD).is_file() and not config.rebuild
     if cached:
-        report = json.loads((final / "zeroforge_base.json").read_text())
+        report = json.loads((final / BASE_CARD).read_text())
         context.log.info(f"reusing the base model built with this configuration at {final} (set rebuild=True to build again)")
     else:
-        with home.atomic_dir(final) as tmp:
+        with atomic_dir(final) as tmp:
             report = build_base_model(tmp, build, progress=True)
             (tmp / "loss.png").write_bytes(loss_curve(report["loss"], "warm-start loss"))
             (tmp / "accuracy.png").write_bytes(accuracy_bars(report["held_out_accuracy"]))

@@ -21,6 +21,7 @@ import dagster as dg
 from assets.lineage import artifact, record_lineage
 from assets.resources import ZeroforgeHome
 from evaluation.plots import curves, png_markdown
+from models.files import atomic_dir
 from retrieval.pool import ImagePool
 
 
@@ -34,7 +35,6 @@ class EmbedderAssetConfig(dg.Config):
     batch_size: int = 64
     learning_rate: float = 3e-3
     held_out: int = 200  # pool captions kept out of training for recall@k
-    max_minutes: float = 1.0  # wall-time cap of training (the demo budget)
     seed: int = 0
 
 
@@ -67,12 +67,12 @@ def embedder(context: dg.AssetExecutionContext, config: EmbedderAssetConfig, hom
         source, trained, path = "user checkpoint", False, config.checkpoint_path
     else:
         cfg = EmbedderConfig(model=config.architecture, steps=config.steps, batch_size=config.batch_size, lr=config.learning_rate,
-                             seed=config.seed, max_minutes=config.max_minutes, num_threads=1)
+                             seed=config.seed, num_threads=1)
         key = hashlib.sha256(json.dumps({"config": config.model_dump(), "ids": sorted(train_ids + held_ids)}, sort_keys=True).encode())
         final = home.path / "models" / f"embedder-{key.hexdigest()[:12]}"
         trained = not (final / OPEN_CLIP_CONFIG).is_file()
         if trained:
-            with home.atomic_dir(final) as tmp:
+            with atomic_dir(final) as tmp:
                 # one thread: on a small shared CPU OpenMP threads spin-wait for each other (see EmbedderConfig)
                 train_embedder(_pairs(pool, train_ids), tmp, cfg, held_out=held)
         else:
@@ -83,7 +83,7 @@ def embedder(context: dg.AssetExecutionContext, config: EmbedderAssetConfig, hom
         by_caption = {int(k): v for k, v in report["recall_by_caption"].items()}
         png = curves({"contrastive loss": meta["loss_curve"]}, "embedder training loss")
         md.update({"train_steps": report["steps"], "train_seconds": round(report["seconds"], 1), "train_pairs": report["n_train"],
-                   "stopped_on_time": report["stopped_on_time"], "loss_plot": dg.MetadataValue.md(png_markdown(png, "loss"))})
+                   "loss_plot": dg.MetadataValue.md(png_markdown(png, "loss"))})
         emb = load_embedder(final)
         source, path = "trained on pool captions", str(final)
     rep = pool.embed(emb)

@@ -1,105 +1,95 @@
-"""Run knobs for one iteration and the context every loop asset builds from them.
+"""An iteration's launchpad config, how it is frozen, and the context each loop step builds from it.
 
-`IterationConfig` is what a user edits in the launchpad. The first step of an
-iteration resolves it against the recipe's profile and freezes the result in
-`iteration_config.json`; every later step of that iteration (and any rerun)
-reads the frozen copy, so the task set, its checks and the Solver can never
-disagree about m or the band. Start a new iteration to change them.
+Each recipe gets a launchpad `Config` class generated from its typed config
+dataclass: every scalar field of the recipe's config (with its help text as
+the description), a `profile`, and shortcuts for the GRPO settings of every
+role; all default to None, meaning "not overridden". The first asset of an
+iteration, `<recipe>/iteration_config`, resolves it (an explicit profile,
+else the parent iteration's frozen config, else the default profile; then the
+overrides), records what it was based on and which overrides it applied, and
+freezes the result. Every later step of the iteration receives the frozen
+config through the IO manager, so the task set, its checks and the Solver can
+never disagree about m or the band, and iteration N+1 starts from N's config
+whoever launches it (the UI, a backfill, the chain sensor).
+
+    ctx, labels = step_context(recipe, "iter-0002", cfg, home, compute, roles=("solver",))
 """
 
-import json
-from dataclasses import fields
+from functools import cache
 from pathlib import Path
+from typing import Optional
 
 import dagster as dg
+import pydantic
 
+from assets.io import FrozenConfig
 from assets.resources import ComputeResource, ZeroforgeHome
-from assets.store import IterationStore, parse_iteration
-from models.grpo import GRPOHyperParams
+from assets.store import IterationStore, iteration_key, parse_iteration
 from recipes import get_recipe
-from recipes.loop import IterationContext, LoopConfig
+from recipes.core.config import ROLE_SHORTCUTS, STEP_SHORTCUTS, LoopConfig, resolve_config
+from recipes.core.context import IterationContext, IterationImages
 from retrieval.pool import ImagePool
 
-
-class IterationConfig(dg.Config):
-    """Launchpad knobs; 0 / negative / empty means "the profile's value"."""
-
-    profile: str = "embedded"  # "embedded" (tiny model on CPU) or "paper" (published defaults)
-    m: int = 0
-    band_low: float = -1.0
-    band_high: float = -1.0
-    images_per_iteration: int = 0
-    solver_steps: int = 0
-    task_maker_steps: int = 0
-    learning_rate: float = 0.0
-    use_lora: bool = False
-    save_steps: int = 0  # trainer checkpoint interval of every role (what a killed step resumes from)
-    seed: int = 0
+_PROFILE_HELP = ('Start from this profile ("paper", "embedded" or "smoke") instead of the parent iteration\'s '
+                 "frozen config (iteration 1: the default profile, embedded).")
+_REFREEZE_HELP = ("Resolve this iteration's config again even though it is frozen (a rerun otherwise keeps the "
+                  "frozen one and refuses different overrides).")
 
 
-def resolve(recipe_name: str, cfg: IterationConfig) -> LoopConfig:
-    loop = get_recipe(recipe_name).default_config(cfg.profile)
-    if cfg.m > 0:
-        loop.m = cfg.m
-    if cfg.band_low >= 0:
-        loop.band_low = cfg.band_low
-    if cfg.band_high >= 0:
-        loop.band_high = cfg.band_high
-    if cfg.images_per_iteration > 0:
-        loop.images_per_iteration = cfg.images_per_iteration
-    loop.seed = cfg.seed
-    hps = [loop.solver] + [loop.role_hp(r) for r in get_recipe(recipe_name).task_makers]
-    for hp in hps:
-        if cfg.learning_rate > 0:
-            hp.learning_rate = cfg.learning_rate
-        hp.use_lora = hp.use_lora or cfg.use_lora
-        if cfg.save_steps > 0:
-            hp.save_steps = cfg.save_steps
-    if cfg.solver_steps > 0:
-        loop.solver.steps = cfg.solver_steps
-    if cfg.task_maker_steps > 0:
-        for r in get_recipe(recipe_name).task_makers:
-            loop.role_hp(r).steps = cfg.task_maker_steps
-    return loop
+@cache
+def launchpad_config(recipe_name: str) -> type[dg.Config]:
+    """The launchpad `Config` of `recipe_name`'s iteration_config asset (generated from its config dataclass)."""
+    recipe = get_recipe(recipe_name)
+    fields: dict = {"profile": (Optional[str], pydantic.Field(None, description=_PROFILE_HELP)),
+                    "refreeze": (bool, pydantic.Field(False, description=_REFREEZE_HELP))}
+    for name, (tp, help_text) in recipe.config_class.scalar_fields().items():
+        fields[name] = (Optional[tp], pydantic.Field(None, description=help_text))
+    hp_types = {"learning_rate": float, "use_lora": bool, "save_steps": int}
+    for name, (_, help_text) in ROLE_SHORTCUTS.items():
+        fields[name] = (Optional[hp_types[name]], pydantic.Field(None, description=help_text))
+    for name, help_text in STEP_SHORTCUTS.items():
+        fields[name] = (Optional[int], pydantic.Field(None, description=help_text))
+    cls_name = "".join(p.capitalize() for p in recipe_name.split("_")) + "IterationConfig"
+    doc = f"Launchpad knobs of one {recipe_name} iteration; empty fields keep the parent's (or the profile's) value."
+    return pydantic.create_model(cls_name, __base__=dg.Config, __doc__=doc, **fields)
 
 
-def loop_config_from_dict(d: dict) -> LoopConfig:
-    d = dict(d)
-    d["solver"] = GRPOHyperParams(**d["solver"])
-    d["task_makers"] = {k: GRPOHyperParams(**v) for k, v in d.get("task_makers", {}).items()}
-    return LoopConfig(**{f.name: d[f.name] for f in fields(LoopConfig) if f.name in d})
+def freeze_config(recipe_name: str, partition: str, launchpad: dg.Config, store: IterationStore) -> tuple[FrozenConfig, str]:
+    """(frozen config, "frozen" | "resolved"): the iteration's config, resolved once and then reused on every rerun."""
+    recipe = get_recipe(recipe_name)
+    overrides = {k: v for k, v in launchpad.model_dump().items() if k != "refreeze" and v is not None}
+    path = store.config_path(recipe_name, partition)
+    if path.is_file() and not launchpad.refreeze:
+        frozen = FrozenConfig.load(recipe_name, path)
+        if overrides and overrides != frozen.provenance.get("requested", {}):
+            raise ValueError(
+                f"{recipe_name} {partition} is frozen with {frozen.provenance.get('requested') or 'no overrides'} "
+                f"({path}); this run asks for {overrides}. Set refreeze=True to resolve it again, or start a new iteration.")
+        return frozen, "frozen"
+    n = parse_iteration(partition)
+    parent, parent_label = None, ""
+    if n > 1:
+        parent_path = store.config_path(recipe_name, iteration_key(n - 1))
+        if parent_path.is_file():
+            parent, parent_label = FrozenConfig.load(recipe_name, parent_path).config, iteration_key(n - 1)
+    cfg, provenance = resolve_config(recipe.config_class, recipe.profiles, overrides, parent, parent_label, recipe.task_makers)
+    return FrozenConfig(cfg, {**provenance, "requested": overrides}), "resolved"
 
 
-def frozen_config(store: IterationStore, recipe: str, partition: str, cfg: IterationConfig) -> tuple[LoopConfig, str]:
-    """The iteration's config: the frozen copy if one exists, else resolve `cfg` and freeze it."""
-    path = store.config_path(recipe, partition)
-    if path.is_file():
-        return loop_config_from_dict(json.loads(path.read_text())), "frozen"
-    loop = resolve(recipe, cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(loop.to_dict(), indent=2))
-    tmp.replace(path)
-    return loop, "resolved"
-
-
-def iteration_context(
-    recipe: str, partition: str, cfg: IterationConfig, home: ZeroforgeHome, compute: ComputeResource, roles: tuple[str, ...]
-) -> tuple[IterationContext, IterationStore, dict[str, str]]:
-    """Context for one step: frozen config, parents of `roles` (raises if N-1 is missing), the pool."""
+def step_context(recipe_name: str, partition: str, cfg: LoopConfig, home: ZeroforgeHome, compute: ComputeResource,
+                 roles: tuple[str, ...]) -> tuple[IterationContext, dict[str, str]]:
+    """The context of one step: the recipe, its frozen config, the parents of `roles` (raises if N-1 is missing), images."""
+    recipe = get_recipe(recipe_name)
     store = IterationStore(home.path)
-    loop, _ = frozen_config(store, recipe, partition, cfg)
     parents, labels = {}, {}
     for role in roles:
-        path, label = store.parent_checkpoint(recipe, partition, role)
-        parents[role], labels[role] = path, label
-    trained = {r: store.role_dir(recipe, partition, r) for r in get_recipe(recipe).task_makers
-               if store.checkpoint_complete(store.role_dir(recipe, partition, r))}
-    ctx = IterationContext(
-        recipe=recipe, iteration=parse_iteration(partition), partition=partition, config=loop,
-        parents=parents, pool=ImagePool(home.pool_root()), device=compute.resolved_device(), trained=trained,
-    )
-    return ctx, store, labels
+        parents[role], labels[role] = store.parent_checkpoint(recipe_name, partition, role)
+    trained = {r: store.role_dir(recipe_name, partition, r) for r in recipe.task_makers
+               if store.checkpoint_complete(store.role_dir(recipe_name, partition, r))}
+    images = IterationImages(ImagePool(home.pool_root()), store.generated_images_dir(recipe_name, partition))
+    ctx = IterationContext(recipe=recipe, iteration=parse_iteration(partition), partition=partition, config=cfg,
+                           parents=parents, images=images, device=compute.resolved_device(), trained=trained)
+    return ctx, labels
 
 
 def write_png(path: Path, png: bytes) -> Path:

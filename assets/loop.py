@@ -4,101 +4,50 @@ For a recipe with roles (task makers..., solver) `build_loop_assets` makes,
 under the key prefix of the recipe and partitioned by its dynamic
 `<recipe>_iterations` partitions (`iter-0001`, ...):
 
-    <task maker>_checkpoint (in training order) -> task_set -[task_set_is_valid: blocking GX check]->
-    solver_checkpoint -> benchmark_scores
+    iteration_config -> <task maker>_checkpoint (in training order) -> task_set
+      -[task_set_is_valid: blocking GX check]-> solver_checkpoint -> benchmark_scores -> curriculum_lineage
 
-Each asset is thin: resolve the iteration context (frozen config, parents via
-the store, which refuses to start N before N-1), call one function of
-`recipes.loop`, write artifacts atomically, and report metadata (counts,
-mean c, reward and loss curves, wall time, plots).
+Each asset is thin: receive its inputs through the IO manager (`assets.io`:
+the frozen config, the task set, checkpoint paths), build the step's context
+(`assets.iteration.step_context`: the parents via the store, which refuses to
+start N before N-1), call one function of `recipes.core.loop`, record lineage,
+and report metadata (counts, mean c, reward and loss curves, wall time, plots).
 """
 
-import json
-import shutil
 import time
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
 from assets import lineage
-from assets.iteration import IterationConfig, iteration_context, write_png
+from assets.iteration import freeze_config, launchpad_config, step_context, write_png
 from assets.resources import GPU_STEP_TAGS, BenchmarkSuite, ComputeResource, ZeroforgeHome
-from evaluation.plots import consistency_histogram, curves, png_markdown
+from assets.scores import build_score_assets, score_iteration
+from assets.store import IterationStore
+from assets.training import grpo_metadata, run_training
+from evaluation.plots import consistency_histogram, png_markdown
+from models.files import atomic_write_json, sha256_bytes
 from recipes import get_recipe
-from recipes.loop import build_task_set, task_set_stats, train_solver, train_task_maker
+from recipes.core.audit import consistency_report
+from recipes.core.bootstrap import labeled_examples
+from recipes.core.config import LoopConfig
+from recipes.core.context import IterationImages
+from recipes.core.loop import task_set_stats
+from retrieval.pool import ImagePool
 
 FOUNDATION = [dg.AssetKey("base_model"), dg.AssetKey("image_pool")]
-REPO_ROOT = Path(__file__).resolve().parent.parent
+_LOOP_IO = "loop_io_manager"
 
 
 def iterations_partitions(recipe: str) -> dg.DynamicPartitionsDefinition:
     return dg.DynamicPartitionsDefinition(name=f"{recipe}_iterations")
 
 
-def _grpo_metadata(result, parent_label: str, extra: dict) -> dict:
-    reward_keys = sorted({k for h in result.log_history for k in h if k.startswith("rewards/") and k.endswith("/mean")})
-    series = {"reward": result.series("reward"), **{k.split("/")[1]: result.series(k) for k in reward_keys}}
-    png = curves(series, "GRPO rewards per step")
-    loss_png = curves({"loss": result.series("loss"), "frac_reward_zero_std": result.series("frac_reward_zero_std")}, "loss / zero-variance groups")
-    write_png(result.out_dir / "rewards.png", png)
-    card = json.loads((result.out_dir / "zeroforge_train.json").read_text())
-    if result.skipped:  # the recipe paused this role for the iteration: say so next to the 0 steps
-        extra = {"skipped": result.skipped, **extra}
-    if card.get("recipe_state"):
-        extra = {"recipe_state": dg.MetadataValue.json(card["recipe_state"]), **extra}
-    rewards = series["reward"]
-    zero_std = result.series("frac_reward_zero_std")
-    return {
-        "path": dg.MetadataValue.path(str(result.out_dir)),
-        "parent": parent_label,
-        "steps": result.steps,
-        "resumed_from": result.resumed_from or "",
-        "wall_time_s": round(result.seconds, 1),
-        "reward_first": rewards[0] if rewards else 0.0,
-        "reward_last": rewards[-1] if rewards else 0.0,
-        "reward_curve": dg.MetadataValue.json(rewards),
-        "loss_curve": dg.MetadataValue.json(result.series("loss")),
-        # share of groups whose rewards were all equal (no gradient): the "useful sample" complement
-        "frac_reward_zero_std_mean": sum(zero_std) / len(zero_std) if zero_std else 0.0,
-        "rewards_plot": dg.MetadataValue.md(png_markdown(png, "rewards")),
-        "loss_plot": dg.MetadataValue.md(png_markdown(loss_png, "loss")),
-        "hyperparams": dg.MetadataValue.json(card["hyperparams"]),
-        **extra,
-    }
-
-
-def _train(context, compute: ComputeResource, home: ZeroforgeHome, recipe_name: str, key: str, role: str, here):
-    """Run one role's GRPO training where `compute.launcher` says: here, or in a child process through Pipes.
-
-    Returns (GRPOResult, reward summary, metadata about where it ran). `here` trains in this process.
-    """
-    launcher = compute.resolved_launcher()
-    if launcher == "in_process":
-        result, summary = here()
-        return result, summary, {"launcher": "in_process"}
-    from assets.store import IterationStore
-    from models.grpo import GRPOResult
-
-    extras = {"recipe": recipe_name, "partition": key, "role": role, "home": str(home.path), "device": compute.resolved_device()}
-    client = dg.PipesSubprocessClient(cwd=str(REPO_ROOT), env={"ZEROFORGE_HOME": str(home.path)})
-    invocation = client.run(context=context, command=compute.training_command(), extras=extras)
-    messages = invocation.get_custom_messages()
-    reply = messages[-1] if messages else {}
-    result = GRPOResult.load(IterationStore(home.path).role_dir(recipe_name, key, role))
-    return result, reply.get("summary", {}), {"launcher": f"{launcher} (Dagster Pipes)", "training_pid": int(reply.get("pid", -1))}
-
-
-def _with_lineage(metadata: dict, record: dict) -> dg.MaterializeResult:
-    """The content hash as Dagster's data version and in the metadata, next to where the lineage record is."""
+def _with_lineage(value, metadata: dict, record: dict) -> dg.Output:
+    """The value, its metadata, and the content hash as Dagster's data version (and in the metadata)."""
     h = record["output"]["hash"]
-    dvc = record.get("dvc") or {}
     extra = {"content_hash": h, "lineage_code_version": (record["code"] or {}).get("git_commit") or "unknown"}
-    if dvc.get("enabled"):
-        extra["dvc_stages"] = len(dvc["stages"])
-    elif dvc.get("error"):
-        extra["dvc_error"] = dvc["error"][-500:]
-    return dg.MaterializeResult(metadata={**metadata, **extra}, data_version=dg.DataVersion(h))
+    return dg.Output(value, metadata={**metadata, **extra}, data_version=dg.DataVersion(h))
 
 
 def _recipe_metadata(values: dict) -> dict:
@@ -118,121 +67,133 @@ def build_loop_assets(recipe_name: str) -> list:
     recipe = get_recipe(recipe_name)
     parts = iterations_partitions(recipe_name)
     prefix = [recipe_name]
+    config_key = dg.AssetKey([recipe_name, "iteration_config"])
+    config_in = {"loop": dg.AssetIn(key=config_key)}  # "config" is the run config's reserved name
+    common = {"key_prefix": prefix, "partitions_def": parts, "group_name": recipe_name, "io_manager_key": _LOOP_IO}
+    gpu = {"pool": "gpu", "op_tags": GPU_STEP_TAGS}
+    Launchpad = launchpad_config(recipe_name)
     out = []
-    prev_keys = list(FOUNDATION) + [dg.AssetKey(k) for k in recipe.requires]
 
+    @dg.asset(name="iteration_config", deps=FOUNDATION + [dg.AssetKey(k) for k in recipe.requires], kinds={"json"},
+              description=f"The {recipe_name} iteration's settings, resolved once and frozen: an explicit profile, else the "
+                          "parent iteration's frozen config, else the default profile; then the launchpad's overrides.",
+              **common)
+    def iteration_config(context: dg.AssetExecutionContext, config: Launchpad, home: ZeroforgeHome):
+        store = IterationStore(home.path)
+        frozen, how = freeze_config(recipe_name, context.partition_key, config, store)
+        prov = frozen.provenance
+        context.log.info(f"{recipe_name} {context.partition_key}: config {how}, based on {prov['based_on']}, "
+                         f"overrides {prov['overrides'] or 'none'}")
+        return dg.Output(frozen, metadata={
+            "path": dg.MetadataValue.path(str(store.config_path(recipe_name, context.partition_key))),
+            "status": how, "based_on": prov["based_on"], "inherited_from": prov.get("inherited_from", ""),
+            "overrides": dg.MetadataValue.json(prov["overrides"]),
+            "config": dg.MetadataValue.json(frozen.config.to_dict()),
+        })
+
+    out.append(iteration_config)
+    prev = []
     for role in recipe.task_makers:
 
-        def make_maker(role=role, deps=tuple(prev_keys)):
-            @dg.asset(
-                name=f"{role}_checkpoint", key_prefix=prefix, partitions_def=parts, deps=list(deps),
-                group_name=recipe_name, kinds={"pytorch", "trl"}, pool="gpu", op_tags=GPU_STEP_TAGS,
-                retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
-                description=f"{recipe_name} {role}, GRPO-trained from its previous checkpoint.",
-            )
-            def maker(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
+        def make_maker(role=role, deps=tuple(prev)):
+            @dg.asset(name=f"{role}_checkpoint", ins=config_in, deps=list(deps), kinds={"pytorch", "trl"},
+                      retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
+                      description=f"{recipe_name} {role}, GRPO-trained from its previous checkpoint.", **common, **gpu)
+            def maker(context: dg.AssetExecutionContext, loop: LoopConfig, home: ZeroforgeHome, compute: ComputeResource):
                 # a task maker's reward may run any role's previous checkpoint (Active-Zero's Searcher asks the Questioner)
-                roles = tuple(dict.fromkeys((role, *recipe.roles)))
-                ctx, store, labels = iteration_context(recipe_name, context.partition_key, config, home, compute, roles)
-                key = context.partition_key
-                t0 = time.monotonic()
-                result, summary, launched = _train(
-                    context, compute, home, recipe_name, key, role,
-                    lambda: train_task_maker(recipe, role, ctx, store.role_dir(recipe_name, key, role)))
-                context.log.info(f"{role} trained {result.steps} steps in {time.monotonic() - t0:.0f} s: {summary}")
-                md = _grpo_metadata(result, labels[role], {**{k: (float(v) if isinstance(v, (int, float)) else str(v)) for k, v in summary.items()},
-                                                           **launched})
+                ctx, labels = step_context(recipe_name, context.partition_key, loop, home, compute,
+                                           tuple(dict.fromkeys((role, *recipe.roles))))
+                result, summary, launched = run_training(context, compute, home, ctx, role)
+                context.log.info(f"{role} trained {result.steps} steps in {result.seconds:.0f} s: {summary}")
+                md = grpo_metadata(result, labels[role], {**{k: (float(v) if isinstance(v, (int, float)) else str(v))
+                                                             for k, v in summary.items()}, **launched})
+                store, key = IterationStore(home.path), context.partition_key
                 rec = lineage.record_lineage(
                     home.path, f"{recipe_name}/{role}_checkpoint", key, lineage.artifact("checkpoint", result.out_dir),
                     inputs={"parent_checkpoint": lineage.parent_input(home.path, store, recipe_name, key, role),
                             "solver_parent": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
                             "image_pool": lineage.pool_input(home.path),
                             "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
-                    config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
-                return _with_lineage(md, rec)
+                    config=loop.to_dict(), run_id=context.run_id, log=context.log)
+                return _with_lineage(result.out_dir, md, rec)
 
             return maker
 
         asset = make_maker()
         out.append(asset)
-        prev_keys = [asset.key]
+        prev = [asset.key]
 
-    maker_keys = [a.key for a in out]
+    maker_ins = {f"{r}_checkpoint": dg.AssetIn(key=dg.AssetKey([recipe_name, f"{r}_checkpoint"])) for r in recipe.task_makers}
 
-    @dg.asset(
-        name="task_set", key_prefix=prefix, partitions_def=parts, deps=maker_keys + [dg.AssetKey("image_pool")],
-        group_name=recipe_name, kinds={"pandas", "parquet"}, pool="gpu", op_tags=GPU_STEP_TAGS,
-        description="Synthesized tasks with the Solver's m answers, majority label, c, and kept/dropped with reason.",
-    )
-    def task_set(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
-        from evaluation.self_consistency import consistency_report
-        from recipes.bootstrap import held_out_examples
-
+    @dg.asset(name="task_set", ins={**config_in, **maker_ins}, deps=[dg.AssetKey("image_pool")], kinds={"pandas", "parquet"},
+              description="Synthesized tasks with the Solver's m answers, majority label, c, and kept/dropped with reason.",
+              **common, **gpu)
+    def task_set(context: dg.AssetExecutionContext, loop: LoopConfig, home: ZeroforgeHome, compute: ComputeResource, **makers):
         key = context.partition_key
-        ctx, store, labels = iteration_context(recipe_name, key, config, home, compute, ("solver",))
-        makers = {}
-        for role in recipe.task_makers:
-            d = store.role_dir(recipe_name, key, role)
-            if not store.checkpoint_complete(d):
-                raise FileNotFoundError(f"task_set of {key} needs this iteration's {role} checkpoint at {d}: materialize it first")
-            makers[role] = d
+        ctx, labels = step_context(recipe_name, key, loop, home, compute, ("solver",))
+        maker_dirs = {name.removesuffix("_checkpoint"): path for name, path in makers.items()}
         t0 = time.monotonic()
-        df = build_task_set(recipe, ctx, makers)
-        path = store.task_set_path(recipe_name, key)
-        tmp = path.with_suffix(".tmp.parquet")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(path)  # atomic: a half-written task set never looks complete
-        stats = task_set_stats(df)
-        # Pseudo-label audit: the same labeling Solver, the same majority vote, on labeled held-out questions.
-        audit = consistency_report(ctx.engine(ctx.parents["solver"]), held_out_examples(ctx.config.eval_images // 2, salt=7),
-                                   m=ctx.config.m, band=(ctx.config.band_low, ctx.config.band_high), seed=ctx.config.seed)
-        (path.parent / "pseudo_label_audit.json").write_text(json.dumps(audit, indent=2))
-        labeled = df[df["reason"].isin(["kept", "too_easy", "too_hard"])]
-        png = consistency_histogram(labeled["c"].tolist(), (ctx.config.band_low, ctx.config.band_high), f"{key}: Solver agreement c")
-        write_png(path.parent / "task_set_c.png", png)
-        preview = df[df["kept"]].head(10)[["task_id", "image_id", "question", "options", "majority", "c"]]
+        df = recipe.build_task_set(ctx, maker_dirs)
+        rule = recipe.keep_rule(loop)
+        stats = task_set_stats(df, recipe.reasons(loop), rule)
+        # Pseudo-label audit: the same labeling Solver, the same majority vote, on labeled questions of the audit split.
+        audit = consistency_report(ctx.engine(ctx.parents["solver"]), labeled_examples("audit", loop.eval_images // 2),
+                                   m=loop.m, band=(loop.band_low, loop.band_high), seed=loop.seed)
+        store = IterationStore(home.path)
+        iteration_dir = store.iteration_dir(recipe_name, key)
+        atomic_write_json(iteration_dir / "pseudo_label_audit.json", audit)
+        decided = df[df["reason"].isin(["kept", *rule.drop_reasons()])] if len(df) else df
+        png = consistency_histogram(decided[rule.column].tolist() if len(decided) else [], (loop.band_low, loop.band_high),
+                                    f"{key}: Solver agreement c")
+        write_png(iteration_dir / "task_set_c.png", png)
+        preview = df[df["kept"]].head(10)[["task_id", "image_id", "question", "options", "majority", "c"]] if len(df) else df
         context.log.info(f"task set {key}: {stats}; pseudo-label accuracy {audit['majority']['accuracy']:.3f}")
+        generated = ctx.images.generated_ids()
+        # the task set's lineage: the parquet bytes the IO manager writes (deterministic for the same table),
+        # and the pixels of every image it refers to (pool or generated)
+        path = store.task_set_path(recipe_name, key)
+        payload = df.to_parquet(index=False)
+        output = {"kind": "file", "path": str(path.resolve()), "hash": sha256_bytes(payload),
+                  "files": {path.name: {"bytes": len(payload), "sha256": sha256_bytes(payload)}}}
         rec = lineage.record_lineage(
-            home.path, f"{recipe_name}/task_set", key, lineage.artifact("file", path),
+            home.path, f"{recipe_name}/task_set", key, output,
             inputs={**{f"task_maker_{role}": lineage.upstream(home.path, f"{recipe_name}/{role}_checkpoint", key, "checkpoint", d)
-                       for role, d in makers.items()},
+                       for role, d in maker_dirs.items()},
                     "solver_parent": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
-                    "images": lineage.images_input(ctx.pool, [i for i in df["image_id"].tolist() if i]),
+                    "images": lineage.images_input(ctx.image, [i for i in df["image_id"].tolist() if i] if len(df) else []),
                     "image_pool": lineage.pool_input(home.path),
                     "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
-            config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
-        # recipe-specific extras (e.g. MM-Zero's contact sheet of renders and its program/reward table)
-        return _with_lineage({
+            config=loop.to_dict(), run_id=context.run_id, log=context.log)
+        return _with_lineage(df, {
             "path": dg.MetadataValue.path(str(path)),
             "labeled_by": labels["solver"],
             **stats,
+            "generated_images": len(generated),
             "pseudo_label_accuracy": audit["majority"]["accuracy"],
             "pseudo_label_accuracy_in_band": audit["majority_in_band"]["accuracy"],
-            "pseudo_label_audit": dg.MetadataValue.json(audit),
+            "pseudo_label_audit": dg.MetadataValue.json({k: v for k, v in audit.items() if k != "predictions"}),
             "wall_time_s": round(time.monotonic() - t0, 1),
+            "image_decodes": ctx.images.decodes,
             "c_histogram": dg.MetadataValue.md(png_markdown(png, "c histogram")),
             "kept_preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "no kept tasks"),
+            # recipe-specific extras (e.g. MM-Zero's contact sheet of renders and its program/reward table)
             **_recipe_metadata(recipe.task_set_metadata(df, ctx)),
         }, rec)
 
     out.append(task_set)
 
-    @dg.asset_check(asset=task_set, name="task_set_is_valid", blocking=True, partitions_def=parts,
-                    description="great-expectations suite: schema, 4 options, label among options, c in band, no duplicates, images resolvable.")
-    def task_set_is_valid(context: dg.AssetCheckExecutionContext, home: ZeroforgeHome) -> dg.AssetCheckResult:
-        from assets.iteration import loop_config_from_dict
-        from assets.store import IterationStore
-        from retrieval.pool import ImagePool
-
-        key = context.partition_key if context.has_partition_key else None
+    @dg.asset_check(asset=task_set, name="task_set_is_valid", blocking=True, partitions_def=parts, additional_ins=config_in,
+                    description="great-expectations suite: schema, declared reasons, 4 options, label among options, "
+                                "every kept row within the recipe's declared keep rule, no duplicates, images resolvable.")
+    def task_set_is_valid(context: dg.AssetCheckExecutionContext, task_set: pd.DataFrame, loop: LoopConfig,
+                          home: ZeroforgeHome) -> dg.AssetCheckResult:
+        key = context.partition_key
         store = IterationStore(home.path)
-        loop = loop_config_from_dict(json.loads(store.config_path(recipe_name, key).read_text()))
-        df = pd.read_parquet(store.task_set_path(recipe_name, key))
-        ids = set(ImagePool(home.pool_root()).ids())
-        report = recipe.validate_task_set(df, loop, ids.__contains__)
+        images = step_images(home, store, recipe_name, key)
+        report = recipe.validate_task_set(task_set, loop, images.has)
         if not report.success and report.next_step.startswith("Empty iteration"):
-            report.next_step += (f" The iteration's config is frozen in {store.config_path(recipe_name, key)}: delete that "
-                                 "file before rerunning with new settings, or the rerun reads the old ones.")
+            report.next_step += (f" The iteration's config is frozen in {store.config_path(recipe_name, key)}: rerun with "
+                                 "refreeze=True in the iteration_config launchpad to apply new settings.")
         if not report.success:
             context.log.error(f"task set {key} failed validation: {report.next_step}")
         return dg.AssetCheckResult(passed=report.success, description=report.next_step or None, metadata={
@@ -242,99 +203,64 @@ def build_loop_assets(recipe_name: str) -> list:
 
     out.append(task_set_is_valid)
 
-    @dg.asset(
-        name="solver_checkpoint", key_prefix=prefix, partitions_def=parts, deps=[task_set.key],
-        group_name=recipe_name, kinds={"pytorch", "trl"}, pool="gpu", op_tags=GPU_STEP_TAGS,
-        retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
-        description="The Solver, GRPO-trained on the kept tasks' majority labels (0.9 accuracy + 0.1 format).",
-    )
-    def solver_checkpoint(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome, compute: ComputeResource):
+    @dg.asset(name="solver_checkpoint", ins={**config_in, "task_set": dg.AssetIn(key=task_set.key)}, kinds={"pytorch", "trl"},
+              retry_policy=dg.RetryPolicy(max_retries=1, delay=5),
+              description="The Solver, GRPO-trained on the kept tasks' majority labels (0.9 accuracy + 0.1 format).",
+              **common, **gpu)
+    def solver_checkpoint(context: dg.AssetExecutionContext, loop: LoopConfig, task_set: pd.DataFrame, home: ZeroforgeHome,
+                          compute: ComputeResource):
         key = context.partition_key
-        ctx, store, labels = iteration_context(recipe_name, key, config, home, compute, ("solver",))
-        task_set_path = store.task_set_path(recipe_name, key)
-        df = pd.read_parquet(task_set_path)
-        result, _, launched = _train(context, compute, home, recipe_name, key, "solver",
-                                     lambda: (train_solver(ctx, df, store.role_dir(recipe_name, key, "solver")), {}))
-        md = _grpo_metadata(result, labels["solver"], {"task_set": str(task_set_path), "train_tasks": int(df["kept"].sum()), **launched})
+        ctx, labels = step_context(recipe_name, key, loop, home, compute, ("solver",))
+        result, _, launched = run_training(context, compute, home, ctx, "solver", task_set)
+        store = IterationStore(home.path)
+        md = grpo_metadata(result, labels["solver"], {"train_tasks": int(task_set["kept"].sum()), **launched})
         rec = lineage.record_lineage(
             home.path, f"{recipe_name}/solver_checkpoint", key, lineage.artifact("checkpoint", result.out_dir),
             inputs={"parent_checkpoint": lineage.parent_input(home.path, store, recipe_name, key, "solver"),
-                    "task_set": lineage.upstream(home.path, f"{recipe_name}/task_set", key, "file", task_set_path),
-                    "images": lineage.images_input(ctx.pool, df[df["kept"]]["image_id"].tolist()),
+                    "task_set": {"asset": f"{recipe_name}/task_set", "partition": key,
+                                 **((lineage.read_record(home.path, f"{recipe_name}/task_set", key) or {}).get("output") or {})},
+                    "images": lineage.images_input(ctx.image, task_set[task_set["kept"]]["image_id"].tolist()),
                     "image_pool": lineage.pool_input(home.path),
                     "iteration_config": lineage.config_input(store.config_path(recipe_name, key))},
-            config=ctx.config.to_dict(), run_id=context.run_id, log=context.log)
-        return _with_lineage(md, rec)
+            config=loop.to_dict(), run_id=context.run_id, log=context.log)
+        return _with_lineage(result.out_dir, md, rec)
 
     out.append(solver_checkpoint)
 
-    @dg.asset(
-        name="benchmark_scores", key_prefix=prefix, partitions_def=parts, deps=[solver_checkpoint.key],
-        group_name=recipe_name, kinds={"pandas"}, pool="gpu", op_tags=GPU_STEP_TAGS,
-        description="The Solver on the procedural held-out set: greedy, sampled and majority-of-m accuracy, vs its parent.",
-    )
-    def benchmark_scores(context: dg.AssetExecutionContext, config: IterationConfig, home: ZeroforgeHome,
+    @dg.asset(name="benchmark_scores", ins={**config_in, "solver_checkpoint": dg.AssetIn(key=solver_checkpoint.key)},
+              kinds={"pandas"}, description="The Solver on the procedural held-out set: greedy, sampled and majority-of-m "
+                                            "accuracy, vs its parent; plus the configured benchmarks.",
+              **common, **gpu)
+    def benchmark_scores(context: dg.AssetExecutionContext, loop: LoopConfig, solver_checkpoint, home: ZeroforgeHome,
                          compute: ComputeResource, benchmarks: BenchmarkSuite):
-        from evaluation.plots import accuracy_bars
-        from evaluation.runner import EvalReport, evaluate_model
-        from evaluation.self_consistency import consistency_report
-        from recipes.bootstrap import held_out_examples
-
-        key = context.partition_key
-        ctx, store, labels = iteration_context(recipe_name, key, config, home, compute, ("solver",))
-        examples = held_out_examples(ctx.config.eval_images)
-        band = (ctx.config.band_low, ctx.config.band_high)
-
-        def score(model_dir):
-            return consistency_report(ctx.engine(model_dir), examples, m=ctx.config.m, band=band, seed=ctx.config.seed)
-
-        t0 = time.monotonic()
-        parent_path = store.parent_scores(recipe_name, key)
-        if not parent_path.is_file():  # iteration 1: score the base model once, on the same questions
-            parent_path.parent.mkdir(parents=True, exist_ok=True)
-            parent_path.write_text(json.dumps({"procedural": score(ctx.parents["solver"])}, indent=2))
-        parent = json.loads(parent_path.read_text())["procedural"]
-        solver_dir = store.role_dir(recipe_name, key, "solver")
-        current = score(solver_dir)
-        # Configured benchmarks through the evaluation harness (greedy, per-sample predictions as parquet);
-        # the parent's report is computed once for iteration 1 (the base model) and reused after that.
-        suite, limit = benchmarks.parsed(), (benchmarks.limit or None)
-        eval_dir = store.eval_dir(recipe_name, key)
-        report = evaluate_model(solver_dir, suite, eval_dir, batch_size=ctx.config.engine_batch_size, limit=limit, device=ctx.device)
-        parent_eval = store.parent_eval_dir(recipe_name, key)
-        if not (parent_eval / "report.json").is_file():
-            evaluate_model(ctx.parents["solver"], suite, parent_eval, batch_size=ctx.config.engine_batch_size, limit=limit, device=ctx.device)
-        parent_report = EvalReport.load(parent_eval)
-        bench_rows = "| benchmark | metric | score | 95% CI | n | parent score |\n|---|---|---|---|---|---|\n" + "\n".join(
-            f"| {r.name} | {r.metric} | {r.score:.4f} | {r.ci95[0]:.4f}-{r.ci95[1]:.4f} | {r.n} | "
-            f"{parent_report.results[r.name].score:.4f} |" if r.name in parent_report.results else f"| {r.name} | {r.metric} | {r.score:.4f} | - | {r.n} | - |"
-            for r in report.results.values()
-        )
-        scores = {"procedural": current, "parent": labels["solver"], "parent_procedural": parent}
-        path = store.scores_path(recipe_name, key)
-        path.write_text(json.dumps(scores, indent=2))
-        png = accuracy_bars({f"{k} ({'parent' if who == 'p' else key})": s[k] for k in ("greedy", "sampled", "majority")
-                             for who, s in (("p", parent), ("c", current))}, f"{key} vs parent: procedural held-out")
-        write_png(path.parent / "scores.png", png)
-        delta = current["greedy"]["accuracy"] - parent["greedy"]["accuracy"]
-        return dg.MaterializeResult(metadata={
-            "path": dg.MetadataValue.path(str(path)),
-            "greedy_accuracy": current["greedy"]["accuracy"],
-            "greedy_ci95": dg.MetadataValue.json(current["greedy"]["ci95"]),
-            "sampled_accuracy": current["sampled"]["accuracy"],
-            "majority_accuracy": current["majority"]["accuracy"],
-            "n": current["greedy"]["n"],
-            "parent_greedy_accuracy": parent["greedy"]["accuracy"],
-            "greedy_delta_vs_parent": delta,
-            "wall_time_s": round(time.monotonic() - t0, 1),
-            "scores_plot": dg.MetadataValue.md(png_markdown(png, "scores")),
-            "benchmarks": dg.MetadataValue.md(bench_rows),
-            "eval_report": dg.MetadataValue.path(str(eval_dir / "report.json")),
-            **{f"{name}_score": r.score for name, r in report.results.items()},
-        })
+        ctx, labels = step_context(recipe_name, context.partition_key, loop, home, compute, ("solver",))
+        scores, metadata = score_iteration(ctx, solver_checkpoint, labels["solver"], IterationStore(home.path), benchmarks)
+        return dg.Output(scores, metadata=metadata)
 
     out.append(benchmark_scores)
-    from assets.scores import build_score_assets
 
+    @dg.asset(name="curriculum_lineage", deps=[benchmark_scores.key], key_prefix=prefix, partitions_def=parts,
+              group_name=recipe_name, kinds={"dvc"},
+              description="Brings DVC up to date with this iteration's lineage records (dvc.yaml, dvc commit, push), "
+                          "once per iteration and off the training steps' critical path.")
+    def curriculum_lineage(context: dg.AssetExecutionContext, home: ZeroforgeHome) -> dg.MaterializeResult:
+        return lineage_result(lineage.sync_lineage(home.path, log=context.log))
+
+    out.append(curriculum_lineage)
     out += build_score_assets(recipe_name, benchmark_scores, parts)
     return out
+
+
+def step_images(home: ZeroforgeHome, store: IterationStore, recipe_name: str, partition: str) -> IterationImages:
+    """The images an iteration's rows may refer to: the pool and the iteration's own generated images."""
+    return IterationImages(ImagePool(home.pool_root()), store.generated_images_dir(recipe_name, partition))
+
+
+def lineage_result(dvc: dict) -> dg.MaterializeResult:
+    md = {"dvc_enabled": bool(dvc.get("enabled"))}
+    if dvc.get("enabled"):
+        md["dvc_stages"] = len(dvc.get("stages", []))
+        md["dvc_pushed"] = str(dvc.get("pushed"))
+    else:
+        md["dvc_note"] = dvc.get("error") or dvc.get("reason") or ""
+    return dg.MaterializeResult(metadata=md)

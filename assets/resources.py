@@ -9,12 +9,13 @@ the webserver and the tests alike.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
-from contextlib import contextmanager
+import shlex
+import sys
 from pathlib import Path
 
 import dagster as dg
+
+from models.loading import default_device
 
 
 def default_home() -> str:
@@ -45,28 +46,6 @@ class ZeroforgeHome(dg.ConfigurableResource):
     def quarantine_dir(self, asset: str, partition: str | None = None) -> Path:
         return self.dir("quarantine", asset, *(p for p in [partition] if p))
 
-    @contextmanager
-    def atomic_dir(self, final: Path):
-        """Yield a temp dir beside `final`; on success replace `final` with it in one rename.
-
-        A crash leaves only a `.tmp-*` folder, never a half-written `final`.
-        """
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            yield tmp
-            if final.exists():
-                old = final.parent / f".old-{final.name}-{uuid.uuid4().hex[:8]}"
-                final.rename(old)
-                tmp.rename(final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                tmp.rename(final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-
 
 LAUNCHERS = ("in_process", "subprocess", "accelerate")
 
@@ -91,11 +70,7 @@ class ComputeResource(dg.ConfigurableResource):
     accelerate_args: str = ""
 
     def resolved_device(self) -> str:
-        if self.device != "auto":
-            return self.device
-        from models.loading import default_device
-
-        return default_device()
+        return self.device if self.device != "auto" else default_device()
 
     def resolved_launcher(self) -> str:
         launcher = self.launcher or os.environ.get("ZEROFORGE_LAUNCHER", "") or "in_process"
@@ -105,9 +80,6 @@ class ComputeResource(dg.ConfigurableResource):
 
     def training_command(self) -> list[str]:
         """The Pipes child's command for the configured launcher (not used in-process)."""
-        import shlex
-        import sys
-
         if self.resolved_launcher() == "accelerate":
             args = shlex.split(self.accelerate_args or os.environ.get("ZEROFORGE_ACCELERATE_ARGS", ""))
             return [sys.executable, "-m", "accelerate.commands.launch", *args, "-m", "orchestration.pipes_train"]

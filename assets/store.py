@@ -5,7 +5,10 @@ Dagster accepts self-dependent partitioned assets only for time windows, so
 store for its parent checkpoint, which raises `MissingParentError` naming the
 missing partition when N-1 is not complete. The parent's path is recorded in
 the asset's metadata. Layout under $ZEROFORGE_HOME/runs/<recipe>/<partition>/:
-`<role>/` checkpoints, `task_set.parquet`, `scores.json`, `iteration_config.json`.
+`<role>/` checkpoints, `task_set.parquet`, `images/` (the images the recipe
+generated this iteration: its curriculum, never the foundation pool),
+`scores.json`, `iteration_config.json`. The IO manager (`assets.io`) reads and
+writes the artifacts between assets at these paths.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ import json
 import re
 from pathlib import Path
 
+from models.checkpoint import checkpoint_complete
+from models.files import atomic_write_json
+
 _KEY = re.compile(r"^iter-(\d{4,})$")
-_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+# asset name -> artifact under the iteration folder (checkpoint assets map to their role's folder)
+ARTIFACTS = {"iteration_config": "iteration_config.json", "task_set": "task_set.parquet", "benchmark_scores": "scores.json"}
 
 
 class MissingParentError(RuntimeError):
@@ -46,8 +53,7 @@ class IterationStore:
         return self.home / "models" / "base_model.json"
 
     def set_base_model(self, path: Path, source: str) -> None:
-        self.base_pointer.parent.mkdir(parents=True, exist_ok=True)
-        self.base_pointer.write_text(json.dumps({"path": str(path), "source": source}))
+        atomic_write_json(self.base_pointer, {"path": str(path), "source": source})
 
     def base_model(self) -> Path:
         if not self.base_pointer.is_file():
@@ -67,6 +73,18 @@ class IterationStore:
 
     def task_set_path(self, recipe: str, partition: str) -> Path:
         return self.iteration_dir(recipe, partition) / "task_set.parquet"
+
+    def generated_images_dir(self, recipe: str, partition: str) -> Path:
+        """Where the images a recipe generates in this iteration live (an ImagePool of their own)."""
+        return self.iteration_dir(recipe, partition) / "images"
+
+    def artifact_path(self, recipe: str, partition: str, asset_name: str) -> Path:
+        """The file or folder that holds asset `asset_name` of this iteration (`<role>_checkpoint` -> `<role>/`)."""
+        if asset_name in ARTIFACTS:
+            return self.iteration_dir(recipe, partition) / ARTIFACTS[asset_name]
+        if asset_name.endswith("_checkpoint"):
+            return self.role_dir(recipe, partition, asset_name.removesuffix("_checkpoint"))
+        raise KeyError(f"no artifact layout for asset {asset_name!r}")
 
     def scores_path(self, recipe: str, partition: str) -> Path:
         return self.iteration_dir(recipe, partition) / "scores.json"
@@ -95,24 +113,8 @@ class IterationStore:
 
     @staticmethod
     def checkpoint_complete(path: Path) -> bool:
-        """A role checkpoint is complete once training wrote its card, and every file the card lists is there.
-
-        Training publishes atomically (`models.grpo.publish_checkpoint`: card last, one rename), so this is a
-        guard against anything else: weights without a card (a kill under an older layout, a manual copy),
-        a truncated card, or files removed or truncated since (sizes are compared with the card's manifest;
-        `zeroforge lineage` compares hashes).
-        """
-        path = Path(path)
-        try:
-            card = json.loads((path / "zeroforge_train.json").read_text())
-        except (OSError, ValueError):
-            return False
-        if not (path / "config.json").is_file():
-            return False
-        files = card.get("files")
-        if files is None:  # cards written before manifests: require some weights
-            return any((path / w).is_file() for w in _WEIGHTS)
-        return all((path / rel).is_file() and (path / rel).stat().st_size == f["bytes"] for rel, f in files.items())
+        """A role checkpoint is complete once its card lists every file (`models.checkpoint.checkpoint_complete`)."""
+        return checkpoint_complete(path)
 
     def parent_checkpoint(self, recipe: str, partition: str, role: str) -> tuple[Path, str]:
         """(directory, label) of the checkpoint `role` starts from in `partition`."""

@@ -24,7 +24,7 @@ def model_dir(path: str | None, size: str = "small") -> Path:
     if path:
         return Path(path)
     from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
-    from recipes.bootstrap import bootstrap_datasets, tokenizer_corpus
+    from recipes.core.bootstrap import bootstrap_datasets, tokenizer_corpus
 
     out = Path(tempfile.mkdtemp(prefix=f"zf-bench-{size}-"))
     train, held = bootstrap_datasets(40, 10, 0)

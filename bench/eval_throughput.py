@@ -37,7 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def build_small_model(out: Path) -> Path:
     """The demo's "small" spec, random init, tokenizer trained on the world's text."""
     from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
-    from recipes.bootstrap import solver_examples, tokenizer_corpus
+    from recipes.core.bootstrap import solver_examples, tokenizer_corpus
     from retrieval.world import sample_world
 
     examples = solver_examples(sample_world(60, seed=0), random.Random(0))

@@ -57,7 +57,7 @@ def iteration_figures(home: Path, recipe: str, key: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--home", required=True, help="zeroforge home (its Dagster instance records every run)")
-    ap.add_argument("--foundation", default="smoke", help="zeroforge.cli profile of the foundation job (smoke | demo)")
+    ap.add_argument("--foundation", default="smoke", help="foundation profile (orchestration.presets): smoke | embedded")
     ap.add_argument("--profile", default="smoke", help="recipe profile of each iteration (smoke | embedded | paper)")
     ap.add_argument("--iterations", type=int, default=1)
     ap.add_argument("--json", default="", help="write the figures here too")
@@ -67,17 +67,17 @@ def main() -> None:
 
     home = Path(args.home).expanduser().resolve()
     os.environ["ZEROFORGE_HOME"] = str(home)
-    from orchestration.runs import run_foundation, run_iteration
-    from zeroforge.cli import prepare_instance, run_config_for
-
     import dagster as dg
+
+    from orchestration.instance import prepare_instance
+    from orchestration.presets import foundation_run_config
+    from orchestration.runs import run_foundation, run_iteration
 
     prepare_instance(home)  # dagster.yaml and $DAGSTER_HOME for this home
     instance = dg.DagsterInstance.from_config(str(home / "dagster"))
     t0 = time.monotonic()
-    foundation = run_config_for(args.foundation)
-    # the same base `zeroforge demo --recipe activezero` builds: V-Zero's shared formats plus the Searcher's
-    foundation["ops"]["base_model"]["config"].setdefault("recipes", ["vzero", "activezero"])
+    # the same base `zeroforge demo --recipe activezero` builds: the Questioner's format plus the Searcher's
+    foundation = foundation_run_config(args.foundation, recipes=["activezero"])
     if not run_foundation(instance, foundation).success:
         raise SystemExit("the foundation job failed; see the Dagster UI of this home")
     print(f"foundation ({args.foundation}) ready in {time.monotonic() - t0:.0f} s on {_common.machine()}")
@@ -86,7 +86,7 @@ def main() -> None:
         out["arms"][arm] = []
         for n in range(1, args.iterations + 1):
             t0 = time.monotonic()
-            r = run_iteration(instance, arm, n, {"profile": args.profile})
+            r = run_iteration(instance, arm, n, {"profile": args.profile} if n == 1 else {})
             wall = time.monotonic() - t0
             if not r.success:
                 errs = [e.step_failure_data.error.message[-400:] for e in r.get_step_failure_events()]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -41,7 +40,7 @@ def bare_trl(parent: Path, out: Path, rows: list[dict], hp, checkpoints: bool = 
     from trl import GRPOTrainer
 
     from models.loading import load_vlm
-    from recipes.rewards import choice_format, solver_accuracy
+    from recipes.core.rewards import choice_format, solver_accuracy
 
     model, proc = load_vlm(parent, device="cpu")
     args = hp.to_grpo_config(out / "trainer", "cpu")
@@ -66,34 +65,36 @@ def main() -> None:
     ap.add_argument("--json")
     args = ap.parse_args()
 
-    from zeroforge.cli import prepare_instance, run_config_for
+    from orchestration.instance import prepare_instance
+    from orchestration.presets import foundation_run_config
 
     home = Path(args.home or tempfile.mkdtemp(prefix="zf-overhead-")).resolve()
     prepare_instance(home)
     import dagster as dg
     import pandas as pd
 
-    from assets.iteration import loop_config_from_dict
+    from assets.io import FrozenConfig
+    from assets.iteration import step_context
+    from assets.resources import ComputeResource, ZeroforgeHome
     from assets.store import IterationStore, parse_iteration
     from orchestration.definitions import defs
-    from orchestration.runs import iteration_run_config, run_foundation, run_iteration
-    from recipes.loop import IterationContext, solver_rows
-    from retrieval.pool import ImagePool
+    from orchestration.runs import run_foundation, run_iteration
+    from recipes.core.loop import solver_rows
 
     instance = dg.DagsterInstance.get()
     store = IterationStore(home)
     if not store.task_set_path(args.recipe, args.partition).is_file():
-        assert run_foundation(instance, run_config_for("smoke")).success
+        assert run_foundation(instance, foundation_run_config("smoke")).success
         assert run_iteration(instance, args.recipe, parse_iteration(args.partition), {"profile": "smoke"}).success
     cfg_path = store.config_path(args.recipe, args.partition)
     frozen = json.loads(cfg_path.read_text())
     if args.steps:
-        frozen["solver"]["steps"] = args.steps
+        frozen["config"]["solver"]["steps"] = args.steps
         cfg_path.write_text(json.dumps(frozen, indent=2))
-    loop = loop_config_from_dict(frozen)
+    loop = FrozenConfig.load(args.recipe, cfg_path).config
     parent, _ = store.parent_checkpoint(args.recipe, args.partition, "solver")
     task_set = pd.read_parquet(store.task_set_path(args.recipe, args.partition))
-    ctx = IterationContext(args.recipe, parse_iteration(args.partition), args.partition, loop, {"solver": parent}, ImagePool(home / "pool"))
+    ctx, _ = step_context(args.recipe, args.partition, loop, ZeroforgeHome(root=str(home)), ComputeResource(device="cpu"), ("solver",))
     rows = solver_rows(ctx, task_set)
     solver_dir = store.role_dir(args.recipe, args.partition, "solver")
     job = defs.resolve_job_def(f"{args.recipe}_iteration")
@@ -102,8 +103,7 @@ def main() -> None:
     def via_dagster() -> float:
         shutil.rmtree(solver_dir, ignore_errors=True)  # no resume: train from scratch each time
         t0 = time.perf_counter()
-        res = job.execute_in_process(instance=instance, partition_key=args.partition, asset_selection=[key],
-                                     run_config=iteration_run_config(args.recipe, {"profile": "embedded"}), raise_on_error=True)
+        res = job.execute_in_process(instance=instance, partition_key=args.partition, asset_selection=[key], raise_on_error=True)
         assert res.success
         return time.perf_counter() - t0
 

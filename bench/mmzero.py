@@ -38,9 +38,11 @@ def main() -> None:
 
     from models.generation import GenerationRequest, SamplingParams, TransformersEngine
     from models.loading import load_vlm
-    from recipes.bootstrap import EVAL_SEED_BASE
-    from recipes.mmzero import PROPOSER_PROMPT, MalformedOutput, MMZeroOptions, coder_prompt, parse_proposer, render_program
-    from retrieval.world import sample_world
+    from recipes.core.questioner import MalformedOutput
+    from recipes.mmzero.config import MMZeroConfig
+    from recipes.mmzero.formats import PROPOSER_PROMPT, coder_prompt, parse_proposer
+    from recipes.mmzero.render import render_program
+    from retrieval.world.splits import split_images
 
     model, proc = load_vlm(args.model, device="cpu", dtype=torch.float32)
     engine = TransformersEngine(model, proc, batch_size=32)
@@ -53,11 +55,11 @@ def main() -> None:
         except MalformedOutput as err:
             reasons[str(err).split(",")[0][:50]] += 1
     proposer_ok = len(captions)
-    held_out = [wi.caption for wi in sample_world(args.n, seed=EVAL_SEED_BASE + 11)]
+    held_out = [wi.caption for wi in split_images("validation", args.n)]
     captions = (captions + held_out)[: args.n]
     replies = engine.generate([GenerationRequest(coder_prompt(c)) for c in captions],
                               SamplingParams(n=1, temperature=args.temperature, max_new_tokens=256, seed=0))
-    opts = MMZeroOptions()
+    opts = MMZeroConfig()
     t0 = time.perf_counter()
     statuses = Counter(render_program(r, opts)[2].status for (r,) in replies)
     seconds = time.perf_counter() - t0

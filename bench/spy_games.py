@@ -46,7 +46,7 @@ def main() -> None:
 
     from models.generation import SamplingParams, TransformersEngine
     from models.loading import load_vlm
-    from recipes import spy_game as sg
+    from recipes.visionzero import game as sg
     from retrieval.sources import build_source
     from retrieval.spy_pairs import make_pair
 

@@ -6,7 +6,7 @@ supervised warm start. No dagster imports here: everything runs under
 `accelerate launch`, in a notebook or in a unit test.
 """
 
-from zeroforge.compat import ensure_torchvision
+from models.compat import ensure_torchvision
 
 # transformers' Qwen-VL processors import torchvision; make that import work
 # on the CPU install before anything below pulls it in.

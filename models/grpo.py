@@ -14,25 +14,22 @@ rewards read.
 Trainer checkpoints are written every `save_steps` under `out_dir/trainer`;
 a rerun with the same `out_dir` resumes from the last complete one.
 
-The final checkpoint is published atomically: model files are written to a
-staging sibling (`.tmp-<name>-*`), the card `zeroforge_train.json` (with a
-manifest of every file's size and sha256) is written last, and the staging
-folder replaces `out_dir` in one rename (the `trainer/` folder moves along).
-A process killed at any point leaves either the previous complete checkpoint
-or no card at all, never a card next to half-written weights.
+The final checkpoint is published atomically through `models.checkpoint`
+(staging folder, card with the file manifest written last, one rename), so a
+process killed at any point leaves either the previous complete checkpoint or
+no card at all, never a card next to half-written weights. Training is capped
+by steps only: the same config and seed give the same weights on a busy or an
+idle machine.
 
     result = train_grpo(parent_dir, out_dir, rows, [accuracy, fmt], hp, reward_weights=[0.9, 0.1])
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,34 +37,40 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from models.checkpoint import BUILD_CARD, HISTORY, TRAINER_DIR, publish_unchanged, read_card, recover_checkpoint_dir, staging_dir, write_card
+from models.loading import default_dtype, load_processor, load_vlm
+
+
+def _f(default, help: str):
+    """A dataclass field with its help text (as TRL's GRPOConfig documents every field)."""
+    return field(default=default, metadata={"help": help})
+
 
 @dataclass
 class GRPOHyperParams:
     """One role's GRPO settings. Defaults are the papers' (recipes.md "Typical hyperparameters")."""
 
-    steps: int = 20  # optimizer steps per role per iteration (papers: 10-30)
-    num_generations: int = 5  # group size n (papers: 4-8)
-    prompts_per_step: int = 8  # prompts whose groups form one optimizer step
-    learning_rate: float = 1e-6
-    beta: float = 0.01  # KL coefficient (papers: 1e-2, low-variance KL)
-    epsilon: float = 0.2  # lower clip
-    epsilon_high: float = 0.2  # upper clip; Active-Zero's DAPO settings use 0.28
-    loss_type: str = "grpo"  # TRL loss types: grpo, dapo, dr_grpo, bnpo, ...
-    scale_rewards: str = "group"
-    temperature: float = 1.0
-    max_completion_length: int = 256
-    use_lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
-    save_steps: int = 10  # trainer checkpoints for resuming a killed run
-    max_minutes: float = 0.0  # 0: no wall-time limit
-    # DAPO's dynamic sampling drops groups whose rewards are all equal; TRL (1.16) has no option for it, so
-    # `GroupFilterGRPOTrainer` masks those groups' tokens out of the loss (no re-sampling to refill the batch)
-    drop_zero_std_groups: bool = False
-    seed: int = 0
-    extra: dict = field(default_factory=dict)  # any other GRPOConfig field, passed through
+    steps: int = _f(20, "Optimizer steps of this role per iteration (papers: 10-30). The only cap: never wall time.")
+    num_generations: int = _f(5, "Group size n: completions sampled per prompt (papers: 4-8).")
+    prompts_per_step: int = _f(8, "Prompts whose groups form one optimizer step (batch = prompts x group size).")
+    learning_rate: float = _f(1e-6, "Adam learning rate (papers: 1e-6; a from-scratch tiny model needs ~1e-4).")
+    beta: float = _f(0.01, "KL coefficient against the reference model (papers: 1e-2, low-variance KL).")
+    epsilon: float = _f(0.2, "Lower PPO clip.")
+    epsilon_high: float = _f(0.2, "Upper PPO clip; Active-Zero's DAPO settings use 0.28.")
+    loss_type: str = _f("grpo", "TRL loss type: grpo, dapo, dr_grpo, bnpo, ...")
+    scale_rewards: str = _f("group", "TRL reward scaling: group, batch or none.")
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
+    max_completion_length: int = _f(256, "Tokens per completion at most.")
+    use_lora: bool = _f(False, "Train LoRA adapters (merged into the saved checkpoint) instead of all weights.")
+    lora_r: int = _f(16, "LoRA rank.")
+    lora_alpha: int = _f(32, "LoRA alpha.")
+    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    precision: str = _f("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16 or fp32.")
+    save_steps: int = _f(10, "Trainer checkpoint interval: what a killed run resumes from.")
+    drop_zero_std_groups: bool = _f(False, "DAPO's online filter: groups whose rewards are all equal carry no gradient "
+                                           "and are masked out of the loss (TRL 1.16 has no option for it).")
+    seed: int = _f(0, "Seed of the trainer (sampling, data order).")
+    extra: dict = field(default_factory=dict, metadata={"help": "Any other GRPOConfig field, passed through."})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,8 +129,8 @@ class GRPOResult:
     def load(cls, out_dir: str | Path) -> GRPOResult:
         """The result of a finished training from its checkpoint folder (e.g. one trained in another process)."""
         out = Path(out_dir)
-        card = json.loads((out / CARD).read_text())
-        history = json.loads((out / "log_history.json").read_text())
+        card = read_card(out)
+        history = json.loads((out / HISTORY).read_text())
         return cls(out, int(card["steps"]), float(card["seconds"]), card.get("resumed_from"), history, card.get("skipped", ""))
 
 
@@ -156,22 +159,6 @@ def group_filter_trainer():
     return GroupFilterGRPOTrainer
 
 
-class _WallClock(TrainerCallback):
-    """Stop training after `minutes` of wall time (0 disables)."""
-
-    def __init__(self, minutes: float):
-        self.minutes = minutes
-        self.t0 = time.monotonic()
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.minutes and (time.monotonic() - self.t0) / 60 > self.minutes:
-            control.should_training_stop = True
-        return control
-
-
-CARD = "zeroforge_train.json"
-
-
 def _trainer_checkpoint_step(path: Path) -> int | None:
     """N for a complete `checkpoint-N` (trainer_state.json parses and says step N; written last by the Trainer)."""
     try:
@@ -196,8 +183,6 @@ class _ResumeWeights(TrainerCallback):
         self.checkpoint, self.device, self.dtype = checkpoint, device, dtype
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        from models.loading import load_vlm
-
         loaded, _ = load_vlm(self.checkpoint, device=self.device, dtype=self.dtype)
         model.load_state_dict(loaded.state_dict(), strict=True)
         del loaded
@@ -219,60 +204,6 @@ def last_trainer_checkpoint(trainer_dir: Path) -> Path | None:
     return max(done)[1] if done else None
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def file_manifest(folder: Path, skip: tuple[str, ...] = ("trainer", CARD)) -> dict[str, dict]:
-    """{relative path: {bytes, sha256}} of every file under `folder` except `skip` (top-level names)."""
-    out = {}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder)
-        if p.is_file() and rel.parts[0] not in skip:
-            out[rel.as_posix()] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-    return out
-
-
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON through a temp file, fsync and rename: readers see the old file or the whole new one."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as f:
-        f.write(json.dumps(data, indent=2, default=str))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def recover_checkpoint_dir(out: Path) -> None:
-    """Undo what a kill during `publish_checkpoint` left behind, before training resumes.
-
-    `trainer/` (the resume state) is moved back from a staging folder if the swap did not finish, and
-    stale staging / old folders are removed. The final checkpoint itself is never adopted from staging:
-    the resumed training reaches the last step again (cheaply) and publishes anew.
-    """
-    siblings = sorted(out.parent.glob(f".tmp-{out.name}-*")) + sorted(out.parent.glob(f".old-{out.name}-*"))
-    for d in siblings:
-        if not (out / "trainer").is_dir() and (d / "trainer").is_dir():
-            out.mkdir(parents=True, exist_ok=True)
-            (d / "trainer").rename(out / "trainer")
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def publish_checkpoint(staging: Path, out: Path) -> None:
-    """Make the complete `staging` folder (card written last) the checkpoint at `out`, keeping `out/trainer`."""
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / "trainer").exists():
-        (out / "trainer").rename(staging / "trainer")
-    old = out.parent / f".old-{out.name}-{uuid.uuid4().hex[:8]}"
-    out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def train_grpo(
     parent_dir: str | Path,
     out_dir: str | Path,
@@ -288,13 +219,11 @@ def train_grpo(
     from datasets import Dataset
     from trl import GRPOTrainer
 
-    from models.loading import default_dtype, load_vlm
-
     if not rows:
         raise ValueError("train_grpo got an empty dataset: nothing passed the task filters for this role")
     out = Path(out_dir)
     recover_checkpoint_dir(out)
-    trainer_dir = out / "trainer"
+    trainer_dir = out / TRAINER_DIR
     dtype = default_dtype(device) if hp.precision == "auto" else (torch.bfloat16 if hp.precision == "bf16" else torch.float32)
     model, processor = load_vlm(parent_dir, device=device, dtype=dtype)
     peft_config = None
@@ -318,7 +247,7 @@ def train_grpo(
         train_dataset=Dataset.from_list(list(rows)),
         processing_class=processor,
         peft_config=peft_config,
-        callbacks=[*restore, _WallClock(hp.max_minutes), *callbacks],
+        callbacks=[*restore, *callbacks],
     )
     t0 = time.monotonic()
     quiet, trainer_log = _DropKeyMismatchWarnings(), logging.getLogger("transformers.trainer")
@@ -337,20 +266,15 @@ def train_grpo(
     if not accelerator.is_main_process:  # under `accelerate launch`: rank 0 publishes, the others wait for it
         accelerator.wait_for_everyone()
         return GRPOResult(out, int(trainer.state.global_step), seconds, str(resume) if resume else None, history)
-    staging = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
+    with staging_dir(out) as staging:
         final.save_pretrained(staging)
         # A fresh copy of the parent's processor: training leaves runtime padding/truncation state in the
         # tokenizer, which would make identical checkpoints differ byte-wise (and in their content hash).
-        from models.loading import load_processor
-
         load_processor(parent_dir).save_pretrained(staging)
-        for name in ("zeroforge_build.json",):  # carry the embedded model's build card along
-            if (Path(parent_dir) / name).is_file():
-                shutil.copy(Path(parent_dir) / name, staging / name)
-        (staging / "log_history.json").write_text(json.dumps(history, default=str))
-        card = {
+        if (Path(parent_dir) / BUILD_CARD).is_file():  # carry the embedded model's build card along
+            shutil.copy(Path(parent_dir) / BUILD_CARD, staging / BUILD_CARD)
+        (staging / HISTORY).write_text(json.dumps(history, default=str))
+        card = write_card(staging, {  # last: the completion marker that checkpoint_complete and lineage verify
             "parent": str(parent_dir),
             "hyperparams": hp.to_dict(),
             "reward_functions": [getattr(f, "__name__", type(f).__name__) for f in reward_funcs],
@@ -360,41 +284,14 @@ def train_grpo(
             "resumed_from": str(resume) if resume else None,
             "dataset_rows": len(rows),
             **(metadata or {}),
-            "files": file_manifest(staging),  # what checkpoint_complete and `zeroforge lineage` verify
-        }
-        write_json_atomic(staging / CARD, card)  # last: the completion marker
-        publish_checkpoint(staging, out)
-    finally:
-        if staging.exists():  # publishing failed part-way: keep the resume state, drop the rest
-            if (staging / "trainer").is_dir() and not (out / "trainer").exists():
-                out.mkdir(parents=True, exist_ok=True)
-                (staging / "trainer").rename(out / "trainer")
-            shutil.rmtree(staging, ignore_errors=True)
+        })
     accelerator.wait_for_everyone()
     return GRPOResult(out, int(trainer.state.global_step), seconds, card["resumed_from"], history)
 
 
-def publish_unchanged(parent_dir: str | Path, out_dir: str | Path, hp: GRPOHyperParams, reason: str,
-                      metadata: dict | None = None) -> GRPOResult:
-    """Publish the parent's weights as this role's checkpoint without training (0 steps), saying why.
-
-    A recipe can pause a role for an iteration (Vision-Zero's Iterative-SPO trains one phase at a time);
-    the next iteration still finds a complete checkpoint with a card, published atomically like a trained one.
-    """
-    parent, out = Path(parent_dir), Path(out_dir)
-    recover_checkpoint_dir(out)
-    staging = out.parent / f".tmp-{out.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir(parents=True)
-    try:
-        for p in parent.iterdir():  # model, processor and build card; not the parent's own card, history or trainer state
-            if p.is_file() and p.name not in (CARD, "log_history.json", "rewards.png"):
-                shutil.copy2(p, staging / p.name)
-        (staging / "log_history.json").write_text("[]")
-        card = {"parent": str(parent), "hyperparams": hp.to_dict(), "reward_functions": [], "reward_weights": None,
-                "steps": 0, "seconds": 0.0, "resumed_from": None, "dataset_rows": 0, "skipped": reason,
-                **(metadata or {}), "files": file_manifest(staging)}
-        write_json_atomic(staging / CARD, card)
-        publish_checkpoint(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return GRPOResult(out, 0, 0.0, None, [], reason)
+def skip_training(parent_dir: str | Path, out_dir: str | Path, hp: GRPOHyperParams, reason: str,
+                  metadata: dict | None = None) -> GRPOResult:
+    """The parent's weights published unchanged as this role's checkpoint (0 steps), with the reason."""
+    publish_unchanged(Path(parent_dir), Path(out_dir), {"hyperparams": hp.to_dict(), "reward_functions": [],
+                                                         "reward_weights": None, "skipped": reason, **(metadata or {})})
+    return GRPOResult(Path(out_dir), 0, 0.0, None, [], reason)

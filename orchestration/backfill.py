@@ -183,6 +183,24 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _dead(instance: dg.DagsterInstance) -> list[tuple[dg.DagsterRun, int]]:
+    host = socket.gethostname()
+    out = []
+    runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
+    for run in runs:
+        if run.tags.get(HOST_TAG) != host:
+            continue
+        pid = _run_pid(instance, run.run_id)
+        if pid is not None and not _alive(pid):
+            out.append((run, pid))
+    return out
+
+
+def dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Started runs of this machine whose worker process is gone (nothing is changed)."""
+    return [run.run_id for run, _ in _dead(instance)]
+
+
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark started runs of this machine whose worker process is gone as failed; free their pool slots.
 
@@ -190,15 +208,7 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     runs launched elsewhere (Kubernetes) are left to Dagster's run monitoring.
     """
     host = socket.gethostname()
-    dead = []
-    runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
-    for run in runs:
-        if run.tags.get(HOST_TAG) != host:
-            continue
-        pid = _run_pid(instance, run.run_id)
-        if pid is None or _alive(pid):
-            continue
+    for run, pid in (dead := _dead(instance)):
         instance.report_run_failed(run, f"the run worker (pid {pid} on {host}) is gone: killed or crashed; marked failed by zeroforge")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        dead.append(run.run_id)
-    return dead
+    return [run.run_id for run, _ in dead]

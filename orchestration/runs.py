@@ -13,19 +13,13 @@ from assets.store import iteration_key
 from orchestration.definitions import defs
 
 
-def _op_names(group: str, assets: list[str] | None = None) -> list[str]:
-    graph = defs.resolve_asset_graph()
-    names = []
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if node.group_name == group and node.is_executable and (assets is None or key.to_user_string() in assets):
-            names.append(node.assets_def.node_def.name)
-    return sorted(set(names))
+def iteration_run_config(recipe: str, overrides: dict | None = None) -> dict:
+    """Run config of an iteration: the launchpad knobs of its `iteration_config` asset (the only one with config).
 
-
-def iteration_run_config(recipe: str, iteration_config: dict, assets: list[str] | None = None) -> dict:
-    """Run config giving every loop asset of `recipe` (or only `assets`, e.g. "vzero/solver_checkpoint") the same `IterationConfig`."""
-    return {"ops": {name: {"config": dict(iteration_config)} for name in _op_names(recipe, assets)}}
+    Empty: the iteration starts from its parent's frozen config (iteration 1: the default profile).
+    """
+    op = defs.resolve_assets_def(dg.AssetKey([recipe, "iteration_config"])).node_def.name
+    return {"ops": {op: {"config": dict(overrides or {})}}}
 
 
 def partition_set_tags(recipe: str, key: str) -> dict[str, str]:
@@ -40,16 +34,23 @@ def run_foundation(instance: dg.DagsterInstance, run_config: dict) -> dg.Execute
 
 
 def run_iteration(
-    instance: dg.DagsterInstance, recipe: str, n: int, iteration_config: dict, assets: list[str] | None = None
+    instance: dg.DagsterInstance, recipe: str, n: int, overrides: dict | None = None, assets: list[str] | None = None
 ) -> dg.ExecuteInProcessResult:
-    """Add partition iter-000n (if new) and execute the recipe's iteration job for it (or only `assets` of it)."""
+    """Add partition iter-000n (if new) and execute the recipe's iteration job for it (or only `assets` of it).
+
+    `overrides` are the iteration_config launchpad's knobs (e.g. {"profile": "smoke", "m": 4}). A run of some
+    `assets` always includes `<recipe>/iteration_config` too (cheap: a frozen config is reused), so the steps it
+    runs receive the iteration's config.
+    """
     key = iteration_key(n)
     part_name = f"{recipe}_iterations"
     if not instance.has_dynamic_partition(part_name, key):
         instance.add_dynamic_partitions(part_name, [key])
     job = defs.resolve_job_def(f"{recipe}_iteration")
+    if assets:
+        assets = list(dict.fromkeys([f"{recipe}/iteration_config", *assets]))
     return job.execute_in_process(
-        instance=instance, partition_key=key, run_config=iteration_run_config(recipe, iteration_config, assets),
+        instance=instance, partition_key=key, run_config=iteration_run_config(recipe, overrides),
         asset_selection=[dg.AssetKey.from_user_string(a) for a in assets] if assets else None,
         tags=partition_set_tags(recipe, key), raise_on_error=False,
     )

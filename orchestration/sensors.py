@@ -3,8 +3,10 @@
 "Complete" means `benchmark_scores` of N is materialized, which implies the
 blocking `task_set_is_valid` check of N passed (the Solver never trains on a
 task set that failed it). The sensor adds the next dynamic partition and
-requests its run in one `SensorResult`; run keys make it idempotent. It is
-off by default: turn it on in the UI (Automation) per recipe.
+requests its run in one `SensorResult`; run keys make it idempotent. The run
+carries no overrides: its `iteration_config` starts from N's frozen config,
+so N+1 runs with N's settings (m, band, profile). It is off by default: turn
+it on in the UI (Automation) per recipe.
 """
 
 import dagster as dg
@@ -23,7 +25,8 @@ def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinit
 
     @dg.sensor(name=f"{recipe}_chain_iterations", job=job, minimum_interval_seconds=30,
                default_status=dg.DefaultSensorStatus.STOPPED,
-               description=f"Start the next {recipe} iteration when the last one's scores exist, up to max_iterations.")
+               description=f"Start the next {recipe} iteration when the last one's scores exist, up to max_iterations; "
+                           "the next iteration starts from the last one's frozen config.")
     def chain(context: dg.SensorEvaluationContext, loop_settings: LoopSettings):
         keys = sorted(context.instance.get_dynamic_partitions(partitions.name))
         if not keys:
@@ -37,7 +40,8 @@ def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinit
             return dg.SkipReason(f"{recipe} {last} has no benchmark_scores yet")
         nxt = iteration_key(n + 1)
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=f"{recipe}-{nxt}", partition_key=nxt)],
+            run_requests=[dg.RunRequest(run_key=f"{recipe}-{nxt}", partition_key=nxt,
+                                        tags={"zeroforge/inherits_config_from": last})],
             dynamic_partitions_requests=[partitions.build_add_request([nxt])],
         )
 

@@ -1,15 +1,13 @@
-"""zeroforge.recipes: the self-evolution recipes as plug-ins over one loop.
+"""zeroforge.recipes: the self-evolution recipes as packages over one core loop.
 
-A recipe declares its roles, their training order, each role's prompt, parser
-and reward, and how its task set is built (`recipes.base`). The shared loop
-(sample -> pseudo-label -> filter -> GRPO -> evaluate) is written once and
-lives outside any recipe. Importing this package registers the built-in
-recipes; a new recipe is one module plus its `@register_recipe` line here.
+`recipes.core` holds what every recipe shares (the loop, the vote, the gate,
+the warm start) and names no recipe; each recipe is a package that declares
+everything about itself (roles, typed config and profiles, keep rule, drop
+reasons, generated image sources, warm-start formats, rewards, report) and
+registers itself with `@register_recipe`. A new recipe is one package plus its
+import line below; its Dagster assets, job, checks and sensor are generated.
 Plain library code: no dagster imports.
 """
 
-from recipes.base import RECIPES, Recipe, get_recipe, register_recipe  # noqa: F401
-from recipes import vzero  # noqa: F401  (registers "vzero")
-from recipes import activezero  # noqa: F401  (registers "activezero" and "activezero_passive")
-from recipes import visionzero  # noqa: F401  (registers "visionzero")
-from recipes import mmzero  # noqa: F401  (registers "mmzero")
+from recipes import activezero, mmzero, visionzero, vzero  # noqa: F401,E402  (each registers itself)
+from recipes.core.registry import RECIPES, get_recipe, recipe_names, register_recipe  # noqa: F401

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from zeroforge.compat import ensure_torchvision
+from models.compat import ensure_torchvision
 
 # open_clip imports torchvision, whose compiled ops fail to load next to the CPU torch.
 ensure_torchvision()
@@ -85,7 +85,8 @@ class EmbedderConfig:
     ``image_size`` and ``context_length`` override the config's values when set; None
     keeps them (tiny: 128-d embeddings, 64 px images, 48 tokens).
     Training runs ``steps`` optimizer steps if given, else ``epochs`` passes over the
-    pairs, and stops early once ``max_minutes`` of wall time are used.
+    pairs: capped by steps, never by wall time, so the same config gives the same model
+    on a busy machine.
     """
 
     model: str | dict = TINY
@@ -100,7 +101,6 @@ class EmbedderConfig:
     warmup_steps: int = 10
     temperature_init: float = 0.07
     seed: int = 0
-    max_minutes: float | None = None
     # torch intra-op threads while training (None: leave torch's setting).  On a small,
     # shared CPU 1 is often fastest: 20 steps of a small model took 1.7 s with 1 thread
     # and 30 s with 2 on 2 busy cores, where OpenMP threads spin-wait for each other.
@@ -153,7 +153,6 @@ class EmbedderReport:
     n_train: int
     n_held_out: int
     fingerprint: str
-    stopped_on_time: bool = False
     chance: dict[int, float] = field(default_factory=dict)
 
 
@@ -375,21 +374,18 @@ def train_embedder(pairs: Sequence[tuple[Image.Image, str]], out_dir: str | os.P
         raise ValueError(f"nothing to train: steps={cfg.steps}, epochs={cfg.epochs}, {per_epoch} batches/epoch")
 
     warmup = min(cfg.warmup_steps, max(1, total // 5))
-    budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
 
-    def lr_at(step: int, elapsed: float) -> float:
+    def lr_at(step: int) -> float:
         if step < warmup:
             return cfg.lr * (step + 1) / warmup
-        # Cosine decay over whichever runs out first, the steps or the time budget, so a
-        # time-capped run still anneals instead of stopping at a high learning rate.
-        progress = max((step - warmup) / max(1, total - warmup), elapsed / budget)
+        progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * cfg.lr * (1 + math.cos(math.pi * min(1.0, progress)))
 
     threads_before = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     try:
-        losses, step, stopped, seconds = _train_loop(model, images, tokens, cfg, total, per_epoch, batch, lr_at, budget)
+        losses, step, seconds = _train_loop(model, images, tokens, cfg, total, per_epoch, batch, lr_at)
         if not math.isfinite(losses[-1]):
             raise FloatingPointError(f"training diverged (loss {losses[-1]}) at step {step}; lower lr ({cfg.lr})")
         embedder = Embedder(model, preprocess, tokenizer, model_cfg, source=str(out))
@@ -399,7 +395,7 @@ def train_embedder(pairs: Sequence[tuple[Image.Image, str]], out_dir: str | os.P
     chance = {k: min(1.0, k / len(held_out)) for k in recall} if held_out else {}
     report = EmbedderReport(dir=out, steps=step, seconds=seconds, recall=recall, recall_by_caption=recall_cap,
                             loss_curve=losses, n_train=n, n_held_out=len(held_out),
-                            fingerprint=embedder.fingerprint, stopped_on_time=stopped, chance=chance)
+                            fingerprint=embedder.fingerprint, chance=chance)
     meta = {"format_version": FORMAT_VERSION, "config": asdict(cfg),
             "report": {k: v for k, v in asdict(report).items() if k != "loss_curve"},
             "loss_curve": losses}
@@ -408,8 +404,8 @@ def train_embedder(pairs: Sequence[tuple[Image.Image, str]], out_dir: str | os.P
 
 
 def _train_loop(model, images, tokens, cfg: EmbedderConfig, total: int, per_epoch: int, batch: int,
-                lr_at: Callable[[int, float], float], budget: float) -> tuple[list[float], int, bool, float]:
-    """The optimisation loop of ``train_embedder``: (losses, steps, stopped on time, seconds)."""
+                lr_at: Callable[[int], float]) -> tuple[list[float], int, float]:
+    """The optimisation loop of ``train_embedder``: (losses, steps, seconds); exactly ``total`` steps."""
     n = len(images)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = ClipLoss()
@@ -417,19 +413,15 @@ def _train_loop(model, images, tokens, cfg: EmbedderConfig, total: int, per_epoc
     losses: list[float] = []
     t0 = time.monotonic()
     model.train()
-    step, stopped = 0, False
-    while step < total and not stopped:
+    step = 0
+    while step < total:
         perm = torch.randperm(n, generator=gen)
         for b in range(per_epoch):
             if step >= total:
                 break
-            elapsed = time.monotonic() - t0
-            if elapsed > budget and step > 0:  # at least one step, so there is a loss to report
-                stopped = True
-                break
             idx = perm[b * batch:(b + 1) * batch]
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, elapsed)
+                group["lr"] = lr_at(step)
             img_f, txt_f, scale = model(images[idx], tokens[idx])
             loss = loss_fn(img_f, txt_f, scale)
             opt.zero_grad(set_to_none=True)
@@ -439,4 +431,4 @@ def _train_loop(model, images, tokens, cfg: EmbedderConfig, total: int, per_epoc
                 model.logit_scale.clamp_(0, math.log(100))
             losses.append(float(loss.detach()))
             step += 1
-    return losses, step, stopped, time.monotonic() - t0
+    return losses, step, time.monotonic() - t0

@@ -40,12 +40,16 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lancedb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 from PIL import Image
+
+if TYPE_CHECKING:  # imported where used: the vector index pulls in the embedder's stack
+    from retrieval.vector_index import EmbedReport, VectorIndex
 
 from retrieval.shards import existing_shards, load_image, shard_key, write_shards
 from retrieval.sources.base import ImageRecord, Rejected
@@ -206,6 +210,14 @@ class ImagePool:
         if image_id not in self._loc:
             raise KeyError(f"no image with id {image_id!r} in pool {self.root}")
         return self._loc[image_id]
+
+    def has(self, image_id: str) -> bool:
+        """Whether the pool holds `image_id` (from the same in-memory map as `get_image`)."""
+        try:
+            self._location(image_id)
+        except KeyError:
+            return False
+        return True
 
     def get_image(self, image_id: str) -> Image.Image:
         """The RGB pixels of one image."""

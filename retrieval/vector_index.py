@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import BTree, Bitmap, IvfPq
+from lancedb.index import Bitmap, BTree, IvfPq
 
 VECTOR = "vector"
 VECTOR_INDEX = "vector_idx"  # LanceDB's default name for an index on column "vector"

@@ -29,7 +29,7 @@ def world_images():
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, world_images):
     from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
-    from recipes.bootstrap import solver_examples, tokenizer_corpus
+    from recipes.core.bootstrap import solver_examples, tokenizer_corpus
 
     out = tmp_path_factory.mktemp("tiny_vlm")
     examples = solver_examples(world_images, random.Random(0))
@@ -50,18 +50,16 @@ def mmzero_base(tmp_path_factory):
     answers to its two questions): its first proposals parse and its first programs render, in seconds."""
     import torch
 
-    from recipes import get_recipe
-    from recipes.mmzero import parse_proposer
-
     from models.formats import solver_prompt, solver_target
     from models.loading import load_vlm
     from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
     from models.warmstart import SupervisedExample, WarmStartConfig, supervised_finetune
-    from recipes.bootstrap import tokenizer_corpus
+    from recipes.core.bootstrap import tokenizer_corpus
+    from recipes.mmzero.formats import mmzero_examples, parse_proposer
     from retrieval.world import generate
 
     wi = generate("shapes", seed=0, difficulty=1)
-    proposer, coder = get_recipe("mmzero").bootstrap_examples([wi], random.Random(0))
+    proposer, coder = mmzero_examples([wi], random.Random(0))
     p = parse_proposer(proposer.target)
     solver = [SupervisedExample(solver_prompt(q, list(o)), solver_target(a), [wi.image], "color")
               for q, o, a in ((p.easy, p.easy_options, p.easy_answer), (p.hard, p.hard_options, p.hard_answer))]

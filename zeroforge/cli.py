@@ -1,15 +1,18 @@
-"""The `zeroforge` command line.
+"""The `zeroforge` command line: thin commands over orchestration (Dagster) and the plain libraries.
 
-    zeroforge demo [--profile demo|smoke] [--recipe R]  run the main job on the embedded default, on a persistent instance
-    zeroforge ui [--port 3000]              the Dagster webserver on 127.0.0.1, same instance as the demo
-    zeroforge build-model --out DIR         build + warm-start an embedded model without Dagster
-    zeroforge backfill [--recipe vzero]     re-execute the failed iterations from failure (a Dagster backfill)
-    zeroforge lineage TARGET                what trained a checkpoint (task set, images, parent, config, code), verified
-    zeroforge ui-snapshots --out DIR        screenshots of the UI on this home (headless Chromium)
+    zeroforge demo [--profile embedded|smoke] [--recipe R]   the main job on the embedded default, on a persistent instance
+    zeroforge ui [--port 3000]                the Dagster webserver on 127.0.0.1, same instance as the demo
+    zeroforge eval --model DIR --bench N=P    score any local VLM on benchmarks (no Dagster)
+    zeroforge build-model --out DIR           build + warm-start an embedded model (no Dagster)
+    zeroforge backfill [--recipe vzero]       re-execute the failed iterations from failure (a Dagster backfill)
+    zeroforge lineage TARGET                  what trained a checkpoint (task set, images, parent, config, code), verified
+    zeroforge ui-snapshots --out DIR          screenshots of the UI on this home (headless Chromium)
 
-Everything is written under $ZEROFORGE_HOME (default ~/.zeroforge; the
-Makefile uses .zeroforge/ in the checkout); the Dagster instance lives in
-$ZEROFORGE_HOME/dagster so the UI shows the runs the demo made.
+The CLI sits on top of everything (it may import dagster through
+`orchestration`); heavy imports happen inside the command that needs them, so
+`zeroforge --help` answers at once. Everything is written under the zeroforge
+home: `--home` (before or after the command), else $ZEROFORGE_HOME, else a
+`.zeroforge/` folder in the current directory or a parent, else ~/.zeroforge.
 """
 
 from __future__ import annotations
@@ -19,217 +22,58 @@ import json
 import os
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from orchestration.instance import prepare_instance, resolve_home
+from orchestration.presets import LOOP_DEFAULTS, PROFILES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Launchpad-equivalent run configs. "demo" is README command 1; "smoke" is a
-# seconds-long version for tests and for checking an install.
-PROFILES: dict[str, dict] = {
-    "demo": {
-        # ~10 minutes of supervised warm start (once: the base is reused while its config is unchanged);
-        # the base must be partly right for majority votes to mean anything
-        "base_model": {"size": "small", "n_train_images": 1500, "warm_start_steps": 1200, "warm_start_minutes": 10.0},
-        "image_pool": {"procedural_images": 2000},
-    },
-    "smoke": {
-        "base_model": {
-            "size": "tiny",
-            "n_train_images": 24,
-            "n_eval_images": 10,
-            "warm_start_steps": 300,
-            "warm_start_minutes": 10.0,  # bounded by steps, so a loaded machine gives the same model
-            "batch_size": 16,
-            "learning_rate": 3e-3,
-        },
-        "image_pool": {"procedural_images": 50, "include_skimage": False},
-        "embedder": {"steps": 20, "batch_size": 16},
-    },
-}
-# The loop part of each profile: recipe, iterations, and the IterationConfig for every iteration.
-LOOP_PROFILES: dict[str, dict] = {
-    "demo": {"recipe": "vzero", "iterations": 2, "config": {"profile": "embedded"}},
-    "smoke": {"recipe": "vzero", "iterations": 1, "config": {"profile": "smoke"}},
-}
 
-DAGSTER_YAML = """\
-# Written by `zeroforge` on first use; edit freely, it is not overwritten.
-telemetry:
-  enabled: false
-nux:
-  enabled: false  # no "join the community" dialog in the UI
-# A failed run is re-executed once from its failed step (the daemon of `zeroforge ui` does it); training
-# steps resume from their last trainer checkpoint.
-run_retries:
-  enabled: true
-  max_retries: 1
-  retry_on_asset_or_op_failure: true
-# A run whose worker process died (OOM-killed, node lost) is marked failed, which triggers the retry above.
-run_monitoring:
-  enabled: true
-  poll_interval_seconds: 30
-  free_slots_after_run_end_seconds: 30
-concurrency:
-  # Steps tagged pool "gpu" (training, sampling, evaluation) never run two at once on one machine.
-  pools:
-    granularity: op
-    default_limit: 1
-  # Iterations of one recipe depend on each other: queued runs of the same recipe start one at a time,
-  # in order, so a backfill of iter-0002..iter-0004 runs them as a chain.
-  runs:
-    tag_concurrency_limits:
-      - key: "zeroforge/loop"
-        value:
-          applyLimitPerUniqueValue: true
-        limit: 1
-"""
+def _version() -> str:
+    try:
+        return version("zeroforge")
+    except PackageNotFoundError:
+        return "unknown"
 
 
-def zeroforge_home(arg: str | None = None) -> Path:
-    home = Path(arg or os.environ.get("ZEROFORGE_HOME") or Path.home() / ".zeroforge").expanduser().resolve()
+def home_for(args: argparse.Namespace, announce: bool = True) -> Path:
+    """The home this command uses, created if missing; says which one and why (stderr, so --json stays clean)."""
+    home, how = resolve_home(getattr(args, "home", None))
     home.mkdir(parents=True, exist_ok=True)
+    if announce:
+        print(f"zeroforge home: {home} ({how})", file=sys.stderr)
     return home
 
 
-def prepare_instance(home: Path) -> Path:
-    """Point ZEROFORGE_HOME and DAGSTER_HOME at `home` (must run before orchestration is imported)."""
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    cfg = dagster_home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text(DAGSTER_YAML)
-    os.environ["ZEROFORGE_HOME"] = str(home)
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    return dagster_home
-
-
-def run_config_for(profile: str) -> dict:
-    if profile not in PROFILES:
-        raise SystemExit(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
-    import copy
-
-    return {"ops": {name: {"config": copy.deepcopy(cfg)} for name, cfg in PROFILES[profile].items()}}
-
-
-def _iteration_row(recipe: str, key: str, md: dict[str, dict], wall: float) -> dict:
-    ts = md.get(f"{recipe}/task_set", {})
-    sc = md.get(f"{recipe}/benchmark_scores", {})
-    ci = sc.get("greedy_ci95") or [0, 0]
-    return {
-        "iteration": key,
-        "generated": ts.get("generated", "-"),
-        "malformed": ts.get("malformed", "-"),
-        "kept": ts.get("kept", "-"),
-        "mean_c": f"{ts.get('mean_c', 0):.2f}",
-        "pseudo_label_acc": f"{ts.get('pseudo_label_accuracy', 0):.3f}",
-        "greedy_acc": f"{sc.get('greedy_accuracy', 0):.3f} [{ci[0]:.3f}, {ci[1]:.3f}]" if sc else "-",
-        "n": sc.get("n", "-"),
-        "sampled_acc": f"{sc.get('sampled_accuracy', 0):.3f}" if sc else "-",
-        "maj@m_acc": f"{sc.get('majority_accuracy', 0):.3f}" if sc else "-",
-        "parent_greedy": f"{sc.get('parent_greedy_accuracy', 0):.3f}" if sc else "-",
-        "wall_s": f"{wall:.0f}",
-    }
-
-
-def _print_table(rows: list[dict]) -> None:
-    if not rows:
-        return
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-
-
-def _progress_plot(home: Path, recipe: str, keys: list[str]) -> Path | None:
-    """Greedy / sampled / majority accuracy of base and each iteration, with 95% intervals."""
-    from evaluation.plots import curves  # noqa: F401  (sets the headless backend)
-    import matplotlib.pyplot as plt
-
-    base = home / "runs" / recipe / "base_scores.json"
-    points = [("base", json.loads(base.read_text())["procedural"])] if base.is_file() else []
-    for k in keys:
-        f = home / "runs" / recipe / k / "scores.json"
-        if f.is_file():
-            points.append((k, json.loads(f.read_text())["procedural"]))
-    if not points:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    xs = range(len(points))
-    for metric in ("greedy", "sampled", "majority"):
-        ys = [p[metric]["accuracy"] for _, p in points]
-        lo = [y - p[metric]["ci95"][0] for y, (_, p) in zip(ys, points)]
-        hi = [p[metric]["ci95"][1] - y for y, (_, p) in zip(ys, points)]
-        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=metric)
-    ax.axhline(0.25, ls="--", c="grey", lw=1, label="chance")
-    ax.set_xticks(list(xs), [name for name, _ in points])
-    ax.set_ylabel("procedural held-out accuracy")
-    ax.set_title(f"{recipe}: Solver accuracy by iteration")
-    ax.legend(fontsize=7)
-    out = home / "runs" / recipe / "progress.png"
-    fig.savefig(out, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return out
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    home = zeroforge_home(args.home)
+def _instance(home: Path):
+    """The home's Dagster instance, after freeing the slots of this machine's dead runs (and saying so)."""
     prepare_instance(home)
     import dagster as dg
 
-    from assets.store import iteration_key
-    from orchestration.runs import materialization_metadata, run_foundation, run_iteration, run_leaderboard
+    from orchestration.backfill import fail_dead_runs
 
-    if args.recipe:
-        from recipes import RECIPES
-
-        if args.recipe not in RECIPES:
-            raise SystemExit(f"zeroforge demo: unknown recipe {args.recipe!r}; registered: {', '.join(sorted(RECIPES))}")
-    loop = LOOP_PROFILES[args.profile]
-    recipe = args.recipe or loop["recipe"]
-    foundation = run_config_for(args.profile)
-    # The base learns the formats of the recipe that runs (V-Zero's Questioner and the Solver's are shared by
-    # all of them), not every recipe's: they would share one warm-start budget. Content-addressed, so each
-    # recipe's base is built once and reused.
-    foundation["ops"]["base_model"]["config"].setdefault("recipes", list(dict.fromkeys(["vzero", recipe])))
-    t0 = time.monotonic()
     instance = dg.DagsterInstance.get()
-    result = run_foundation(instance, foundation)
-    print(f"\nfoundation ({args.profile}) {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - t0:.0f} s; run {result.run_id}")
-    for key, md in materialization_metadata(result).items():
-        keep = {k: v for k, v in md.items() if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) < 120)}
-        print(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in keep.items()))
-    if not result.success:
-        return 1
-    n_iter = args.iterations if args.iterations is not None else loop["iterations"]
-    rows, keys = [], []
-    for n in range(1, n_iter + 1):
-        t1 = time.monotonic()
-        res = run_iteration(instance, recipe, n, loop["config"])
-        keys.append(iteration_key(n))
-        rows.append(_iteration_row(recipe, keys[-1], materialization_metadata(res), time.monotonic() - t1))
-        if not res.success:
-            print(f"\n{recipe} {keys[-1]} FAILED (run {res.run_id}); open `make ui` for the step's error and check reports")
-            _print_table(rows)
-            return 1
-    print(f"\n{recipe}: {n_iter} iteration(s) on the embedded default")
-    _print_table(rows)
-    board = run_leaderboard(instance, recipe)
-    if board.success:
-        md = materialization_metadata(board).get(f"{recipe}/leaderboard", {})
-        print(f"\nleaderboard (evaluation harness, greedy; {md.get('path', '')}):\n{md.get('table', '')}")
-    plot = _progress_plot(home, recipe, keys)
-    print(f"\nzeroforge demo ({args.profile}) succeeded in {time.monotonic() - t0:.0f} s")
-    if plot:
-        print(f"Plot: {plot}")
-    print(f"Instance: {os.environ['DAGSTER_HOME']} (see it with `make ui`)")
-    return 0
+    for run_id in fail_dead_runs(instance):
+        print(f"run {run_id}: its worker process is gone; marked it failed and freed its gpu slot", file=sys.stderr)
+    return instance
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    home = home_for(args)
+    instance = _instance(home)
+    from orchestration.demo import run_demo
+    from recipes import RECIPES
+
+    recipe = args.recipe or LOOP_DEFAULTS[args.profile]["recipe"]
+    if recipe not in RECIPES:
+        raise SystemExit(f"zeroforge demo: unknown recipe {recipe!r}; registered: {', '.join(sorted(RECIPES))}")
+    return run_demo(instance, home, args.profile, recipe, args.iterations)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    home = zeroforge_home(args.home)
+    home = home_for(args)
     prepare_instance(home)
     exe = Path(sys.executable).parent / "dagster"
     argv = [str(exe), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
@@ -239,18 +83,27 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    """Mark this machine's dead in-process runs failed, then backfill the failed iterations from failure."""
-    home = zeroforge_home(args.home)
+    """List the failed iterations and backfill them from failure; --dry-run changes nothing."""
+    home = home_for(args)
     prepare_instance(home)
     import dagster as dg
 
     from orchestration.backfill import (
-        failed_partitions, fail_dead_runs, latest_runs_by_partition, launch_failed_backfill, wait_for_backfill,
+        dead_runs,
+        fail_dead_runs,
+        failed_partitions,
+        latest_runs_by_partition,
+        launch_failed_backfill,
+        wait_for_backfill,
     )
 
     instance = dg.DagsterInstance.get()
-    for run_id in fail_dead_runs(instance):
-        print(f"run {run_id}: its worker process is gone; marked failed and its gpu slot freed")
+    if args.dry_run:
+        for run_id in dead_runs(instance):
+            print(f"run {run_id}: its worker process is gone (would mark it failed and free its gpu slot)")
+    else:
+        for run_id in fail_dead_runs(instance):
+            print(f"run {run_id}: its worker process is gone; marked it failed and freed its gpu slot")
     latest = latest_runs_by_partition(instance, args.recipe)
     for key in sorted(latest):
         print(f"  {args.recipe} {key}: {latest[key].status.value} (run {latest[key].run_id})")
@@ -273,7 +126,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     """Which task set and images trained TARGET, from which parent, with which config and code; hashes verified."""
-    home = zeroforge_home(args.home)
+    home = home_for(args)
     from assets.lineage import format_report, lineage_report
 
     try:
@@ -286,7 +139,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_ui_snapshots(args: argparse.Namespace) -> int:
     """Start the webserver on the home, render the main views in headless Chromium, save PNGs."""
-    home = zeroforge_home(args.home)
+    home = home_for(args)
     prepare_instance(home)
     from orchestration.ui import Browser, Webserver, ui_screenshots
 
@@ -301,13 +154,10 @@ def cmd_ui_snapshots(args: argparse.Namespace) -> int:
 def cmd_build_model(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from models.warmstart import WarmStartConfig
-    from recipes.bootstrap import BaseModelBuild, build_base_model
+    from recipes.core.bootstrap import BaseModelBuild, build_base_model
 
-    cfg = BaseModelBuild(
-        size=args.size,
-        n_train_images=args.train_images,
-        warm_start=WarmStartConfig(steps=args.steps, max_minutes=args.minutes),
-    )
+    cfg = BaseModelBuild(size=args.size, n_train_images=args.train_images, recipes=tuple(args.recipes.split(",")),
+                         warm_start=WarmStartConfig(steps=args.steps, batch_size=args.batch_size))
     report = build_base_model(args.out, cfg)
     print(json.dumps({k: v for k, v in report.items() if k != "loss"}, indent=2))
     return 0
@@ -322,11 +172,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from evaluation.runner import REPORT_FILE, evaluate_model
     from models.loading import ModelDirectoryError
 
-    out = Path(args.out) if args.out else zeroforge_home(args.home) / "eval" / time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else home_for(args) / "eval" / time.strftime("%Y%m%d-%H%M%S")
     try:
         benches = dict(parse_bench_arg(text) for text in args.bench)
         report = evaluate_model(args.model, benches, out, batch_size=args.batch_size, limit=args.limit,
-                               device=args.device, max_new_tokens=args.max_new_tokens)
+                                device=args.device, max_new_tokens=args.max_new_tokens)
     except (BenchmarkFileError, BenchmarkFormatError, ModelDirectoryError, ValueError) as e:
         raise SystemExit(f"zeroforge eval: {e}") from e
     print(report.table())
@@ -334,56 +184,84 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="zeroforge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", help="zeroforge home (default $ZEROFORGE_HOME or ~/.zeroforge)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run the main job on the embedded default")
-    p.add_argument("--profile", default="demo", choices=sorted(PROFILES))
-    p.add_argument("--iterations", type=int, default=None, help="loop iterations after the foundation (profile default)")
-    p.add_argument("--recipe", help="the recipe whose iterations run: vzero (default), activezero, activezero_passive, "
-                   "mmzero, visionzero")
+def _add_home(p: argparse.ArgumentParser, top: bool = False) -> None:
+    # accepted before and after the command; the command's own copy must not overwrite the top-level one
+    p.add_argument("--home", default=None if top else argparse.SUPPRESS, metavar="DIR",
+                   help="zeroforge home (default: $ZEROFORGE_HOME, else a .zeroforge/ folder here or in a parent, "
+                        "else ~/.zeroforge)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="zeroforge", description=__doc__, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"zeroforge {_version()}")
+    _add_home(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run the main job (foundation + iterations) on the embedded default", formatter_class=fmt)
+    p.add_argument("--profile", default="embedded", choices=PROFILES,
+                   help="embedded: the tiny model on CPU (README command 1); smoke: seconds-long, for checking an install "
+                        "(default: %(default)s)")
+    p.add_argument("--iterations", type=int, default=None, metavar="N",
+                   help="loop iterations after the foundation (default: 2 for embedded, 1 for smoke)")
+    p.add_argument("--recipe", default=None, metavar="NAME",
+                   help="the recipe whose iterations run: vzero, activezero, activezero_passive, mmzero, visionzero "
+                        "(default: vzero)")
     p.set_defaults(fn=cmd_demo)
-    p = sub.add_parser("ui", help="start the Dagster webserver on 127.0.0.1")
-    p.add_argument("--port", type=int, default=3000)
+
+    p = sub.add_parser("ui", help="start the Dagster webserver on 127.0.0.1 (same instance as the demo)")
+    p.add_argument("--port", type=int, default=3000, help="port of the webserver (default: %(default)s)")
     p.set_defaults(fn=cmd_ui)
-    p = sub.add_parser("backfill", help="re-execute the failed iterations from failure (a Dagster backfill)")
-    p.add_argument("--recipe", default="vzero")
-    p.add_argument("--partitions", help="comma-separated iteration keys (default: those whose latest run failed)")
-    p.add_argument("--dry-run", action="store_true", help="list what would be backfilled and stop")
-    p.add_argument("--wait", action="store_true", help="wait until the daemon (`zeroforge ui`) has finished it")
-    p.add_argument("--timeout", type=float, default=6 * 3600)
-    p.add_argument("--port", type=int, default=3000, help="the webserver's port, for the printed link")
-    p.set_defaults(fn=cmd_backfill)
-    p = sub.add_parser("lineage", help="what trained a checkpoint, with verified content hashes")
-    p.add_argument("target", help="a checkpoint folder or task set file, or recipe/iter-NNNN[/role] (role default: solver)")
-    p.add_argument("--json", action="store_true", help="the full record and checks as JSON")
-    p.set_defaults(fn=cmd_lineage)
-    p = sub.add_parser("ui-snapshots", help="screenshots of the UI on this home (needs chromium)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--recipe", default="vzero")
-    p.add_argument("--partition", default="iter-0001")
-    p.add_argument("--backfill-id", help="also shoot this backfill's page")
-    p.add_argument("--port", type=int, default=0, help="default: a free port")
-    p.set_defaults(fn=cmd_ui_snapshots)
-    p = sub.add_parser("build-model", help="build and warm-start an embedded model (no Dagster)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--size", default="small")
-    p.add_argument("--train-images", type=int, default=800)
-    p.add_argument("--steps", type=int, default=400)
-    p.add_argument("--minutes", type=float, default=4.0)
-    p.set_defaults(fn=cmd_build_model)
-    p = sub.add_parser("eval", help="score a model directory on benchmarks (no Dagster)")
-    p.add_argument("--model", required=True, help="a local Hugging Face VLM directory")
+
+    p = sub.add_parser("eval", help="score a model directory on benchmarks (no Dagster)", formatter_class=fmt)
+    p.add_argument("--model", required=True, metavar="DIR", help="a local Hugging Face VLM directory")
     p.add_argument("--bench", action="append", required=True, metavar="NAME[=PATH]",
-                   help="benchmark and its file or folder, e.g. MathVista=/data/vlmeval; 'procedural' needs no path; repeatable")
-    p.add_argument("--out", help="output folder (default $ZEROFORGE_HOME/eval/<timestamp>)")
-    p.add_argument("--limit", type=int, help="first N samples of each benchmark")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--max-new-tokens", type=int, help="reply length limit (default: per benchmark, 8-32 tokens)")
+                   help="benchmark and its file or folder, e.g. MathVista=/data/vlmeval; 'procedural' needs no path; "
+                        "repeatable")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <home>/eval/<timestamp>)")
+    p.add_argument("--limit", type=int, metavar="N", help="score only the first N samples of each benchmark (default: all)")
+    p.add_argument("--batch-size", type=int, default=16, help="requests per generation batch (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, metavar="N", help="reply length limit (default: per benchmark, 8-32 tokens)")
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
     p.set_defaults(fn=cmd_eval)
-    args = parser.parse_args(argv)
+
+    p = sub.add_parser("build-model", help="build and warm-start an embedded model (no Dagster)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the model is written")
+    p.add_argument("--size", default="small", help="architecture, a key of models.tiny_vlm.TINY_SPECS (default: %(default)s)")
+    p.add_argument("--train-images", type=int, default=800, help="world images the warm start trains on (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=400, help="warm-start optimizer steps (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="warm-start batch size (default: %(default)s)")
+    p.add_argument("--recipes", default="vzero", help="comma-separated recipes whose formats are taught (default: %(default)s)")
+    p.set_defaults(fn=cmd_build_model)
+
+    p = sub.add_parser("backfill", help="re-execute the failed iterations from failure (a Dagster backfill)")
+    p.add_argument("--recipe", default="vzero", help="the recipe whose iterations are backfilled (default: %(default)s)")
+    p.add_argument("--partitions", metavar="KEYS", help="comma-separated iteration keys (default: those whose latest run failed)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be done and change nothing")
+    p.add_argument("--wait", action="store_true", help="wait until the daemon (`zeroforge ui`) has finished it")
+    p.add_argument("--timeout", type=float, default=6 * 3600, help="--wait: seconds to wait at most (default: %(default)s)")
+    p.add_argument("--port", type=int, default=3000, help="the webserver's port, for the printed link (default: %(default)s)")
+    p.set_defaults(fn=cmd_backfill)
+
+    p = sub.add_parser("lineage", help="what trained a checkpoint, with verified content hashes")
+    p.add_argument("target", help="a checkpoint folder or task set file, or recipe/iter-NNNN[/role] (role default: solver)")
+    p.add_argument("--json", action="store_true", help="print the full record and checks as JSON")
+    p.set_defaults(fn=cmd_lineage)
+
+    p = sub.add_parser("ui-snapshots", help="screenshots of the UI on this home (needs chromium)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the PNGs are written")
+    p.add_argument("--recipe", default="vzero", help="the recipe whose pages are shot (default: %(default)s)")
+    p.add_argument("--partition", default="iter-0001", help="the iteration whose pages are shot (default: %(default)s)")
+    p.add_argument("--backfill-id", help="also shoot this backfill's page")
+    p.add_argument("--port", type=int, default=0, help="port of the webserver (default: a free port)")
+    p.set_defaults(fn=cmd_ui_snapshots)
+    for action in sub.choices.values():
+        _add_home(action)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return args.fn(args)
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from zeroforge.cli import prepare_instance, run_config_for
+from orchestration.instance import prepare_instance
+from orchestration.presets import foundation_run_config
 
 _ENV = ("ZEROFORGE_HOME", "DAGSTER_HOME")
 
@@ -50,7 +51,7 @@ def smoke_foundation(tmp_path_factory, _restore_env):
     if os.environ.get("ZEROFORGE_TEST_SMOKE_FOUNDATION"):
         for part in ("models", "pool"):
             shutil.copytree(Path(os.environ["ZEROFORGE_TEST_SMOKE_FOUNDATION"]) / part, home / part)
-    assert run_foundation(activate(home), run_config_for("smoke")).success
+    assert run_foundation(activate(home), foundation_run_config("smoke")).success
     return home
 
 
@@ -63,7 +64,7 @@ def smoke_home_factory(smoke_foundation, tmp_path_factory):
         for part in ("models", "pool"):
             shutil.copytree(smoke_foundation / part, home / part)
         instance = activate(home)
-        assert run_foundation(instance, run_config_for("smoke")).success  # cached base, pool already complete
+        assert run_foundation(instance, foundation_run_config("smoke")).success  # cached base, pool already complete
         return home, instance
 
     return make

@@ -5,7 +5,7 @@ import shutil
 import dagster as dg
 
 from assets.store import IterationStore
-from zeroforge.cli import DAGSTER_YAML
+from orchestration.instance import DAGSTER_YAML
 
 SMOKE = {"profile": "smoke"}
 # Runs launched by the backfill execute synchronously in this process (Dagster's test launcher), so the
@@ -66,7 +66,7 @@ def test_backfill_reruns_only_the_failed_partitions(smoke_home_factory):
 
 
 def test_instance_reads_retries_monitoring_and_the_gpu_pool(tmp_path, monkeypatch):
-    from zeroforge.cli import prepare_instance
+    from orchestration.instance import prepare_instance
 
     for k in ("ZEROFORGE_HOME", "DAGSTER_HOME"):
         monkeypatch.setenv(k, "")

@@ -12,7 +12,10 @@ import dagster as dg
 import pytest
 
 from assets.store import IterationStore
-from models.grpo import CARD, last_trainer_checkpoint, publish_checkpoint, recover_checkpoint_dir, write_json_atomic
+from models.checkpoint import CARD, file_manifest, recover_checkpoint_dir
+from models.checkpoint import _publish as publish_checkpoint
+from models.files import atomic_write_json as write_json_atomic
+from models.grpo import last_trainer_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 # Enough Solver steps, each checkpointed, for a kill to land between the first checkpoint and the end.
@@ -23,7 +26,7 @@ SOLVER = "vzero/solver_checkpoint"
 CHILD = """
 import json, sys
 from pathlib import Path
-from zeroforge.cli import prepare_instance
+from orchestration.instance import prepare_instance
 prepare_instance(Path(sys.argv[1]))
 import dagster as dg
 from orchestration.runs import run_iteration
@@ -57,7 +60,6 @@ def test_last_trainer_checkpoint_skips_checkpoints_killed_mid_write(tmp_path):
 
 
 def _complete_checkpoint(path: Path) -> None:
-    from models.grpo import file_manifest
 
     path.mkdir(parents=True)
     (path / "config.json").write_text("{}")
@@ -166,7 +168,7 @@ def test_resumed_training_starts_from_the_checkpoint_weights(tiny_model_copy, wo
 
 @pytest.fixture(scope="module")
 def killed_and_resumed(smoke_home_factory, tmp_path_factory):
-    from orchestration.backfill import failed_partitions, fail_dead_runs
+    from orchestration.backfill import fail_dead_runs, failed_partitions
     from orchestration.runs import materialization_metadata, run_iteration
 
     home, instance = smoke_home_factory("killed")

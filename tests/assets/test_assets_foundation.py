@@ -5,17 +5,16 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from PIL import Image
 
 from assets.base_model import base_model
 from assets.image_pool import image_pool
 from assets.resources import ComputeResource, ZeroforgeHome
 from models.loading import load_vlm
+from orchestration.presets import FOUNDATION
 from retrieval.pool import ImagePool
-from zeroforge.cli import PROFILES
 
-SMOKE = PROFILES["smoke"]
+SMOKE = FOUNDATION["smoke"]
 
 
 def _materialize(assets, home, run_config, instance=None):
@@ -126,7 +125,7 @@ def test_definitions_load_with_the_demo_job():
 
     job = defs.resolve_job_def("demo_job")
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
-    assert keys == {"base_model", "image_pool", "embedder"}
+    assert keys == {"base_model", "image_pool", "embedder", "foundation_lineage"}
     assert Path(__file__).parents[2].joinpath("workspace.yaml").read_text().count("orchestration.definitions") == 1
 
 

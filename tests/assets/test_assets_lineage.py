@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from assets import lineage
-from assets.lineage import artifact, dvc_bin, lineage_report, record_lineage, run_dvc, upstream
-from models.grpo import CARD, file_manifest, write_json_atomic
+from assets.lineage import artifact, dvc_bin, lineage_report, record_lineage, run_dvc, sync_lineage, upstream
+from models.checkpoint import CARD, file_manifest
+from models.files import atomic_write_json as write_json_atomic
 
 pytestmark = pytest.mark.skipif(dvc_bin() is None, reason="needs the DVC environment (.venv/dvc, made by scripts/setup.sh)")
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +43,7 @@ def _edges(dot: str) -> set[tuple[str, str]]:
 
 
 def test_lineage_records_dvc_stages_and_verifies_hashes(tmp_path, monkeypatch):
-    """Without Dagster: each recorded step becomes a DVC stage; the chain, status, remote and verification work."""
+    """Without Dagster: each recorded step becomes a DVC stage when lineage is synced; chain, status, remote, verification."""
     monkeypatch.setenv("ZEROFORGE_DVC", "auto")
     monkeypatch.setenv("ZEROFORGE_DVC_PUSH", "0")
     repo = _dvc_repo(tmp_path)
@@ -57,7 +58,9 @@ def test_lineage_records_dvc_stages_and_verifies_hashes(tmp_path, monkeypatch):
     cfg = artifact("file", it / "iteration_config.json")
 
     base_rec = record_lineage(home, "base_model", None, artifact("dir", base), config={"size": "tiny"})
-    assert base_rec["dvc"]["enabled"] and base_rec["dvc"]["stages"] == ["base_model"]
+    assert "dvc" not in base_rec and not (repo / "dvc.lock").exists()  # recording is cheap: DVC runs at the sync
+    dvc = sync_lineage(home)
+    assert dvc["enabled"] and dvc["stages"] == ["base_model"]
     record_lineage(home, "image_pool", None, artifact("dir", shards))
     q = _checkpoint(it / "questioner", b"q" * 100)
     record_lineage(home, "vzero/questioner_checkpoint", "iter-0001", artifact("checkpoint", q),
@@ -74,7 +77,8 @@ def test_lineage_records_dvc_stages_and_verifies_hashes(tmp_path, monkeypatch):
                                  "task_set": upstream(home, "vzero/task_set", "iter-0001", "file", it / "task_set.parquet"),
                                  "iteration_config": cfg},
                          config={"m": 4, "solver": {"steps": 2}})
-    assert rec["dvc"]["pushed_to"] == "local" and any((tmp_path / "remote").rglob("*"))
+    dvc = sync_lineage(home)  # once per iteration (the curriculum_lineage asset), after the steps
+    assert dvc["pushed_to"] == "local" and any((tmp_path / "remote").rglob("*"))
     assert rec["output"]["hash"] == lineage.manifest_hash(json.loads((s / CARD).read_text())["files"])
     assert rec["code"]["git_commit"] and len(rec["code"]["git_commit"]) == 40  # zeroforge's own commit
 
@@ -104,8 +108,9 @@ def test_a_home_can_be_its_own_dvc_repository_without_git(tmp_path, monkeypatch)
     home.mkdir()
     run_dvc(home, "init", "--no-scm", "-q")
     base = _checkpoint(home / "models" / "base-abc", b"base" * 100)
-    rec = record_lineage(home, "base_model", None, artifact("dir", base))
-    assert rec["dvc"]["enabled"] and rec["dvc"]["root"] == str(home.resolve()) and rec["dvc"]["pushed_to"] is None
+    record_lineage(home, "base_model", None, artifact("dir", base))
+    dvc = sync_lineage(home)
+    assert dvc["enabled"] and dvc["root"] == str(home.resolve()) and dvc["pushed_to"] is None
     assert set(yaml.safe_load((home / "dvc.yaml").read_text())["stages"]) == {"base_model"}
     assert "up to date" in run_dvc(home, "status").stdout
 
@@ -118,8 +123,9 @@ def test_loop_lineage_through_dagster_and_the_cli(smoke_home_factory, tmp_path, 
     monkeypatch.setenv("ZEROFORGE_DVC", "auto")
     repo = _dvc_repo(tmp_path)
     home, instance = smoke_home_factory("lineage", home=repo / ".zeroforge")
-    r1 = run_iteration(instance, "vzero", 1, {"profile": "smoke"}, assets=["vzero/questioner_checkpoint", "vzero/task_set", "vzero/solver_checkpoint"])
-    r2 = run_iteration(instance, "vzero", 2, {"profile": "smoke"}, assets=["vzero/questioner_checkpoint", "vzero/task_set"])
+    r1 = run_iteration(instance, "vzero", 1, {"profile": "smoke"},
+                       assets=["vzero/questioner_checkpoint", "vzero/task_set", "vzero/solver_checkpoint", "vzero/curriculum_lineage"])
+    r2 = run_iteration(instance, "vzero", 2, assets=["vzero/questioner_checkpoint", "vzero/task_set", "vzero/curriculum_lineage"])
     assert r1.success and r2.success
     md = materialization_metadata(r1)
     for key in ("vzero/questioner_checkpoint", "vzero/task_set", "vzero/solver_checkpoint"):

@@ -2,7 +2,7 @@ import pytest
 
 from models.generation import InferenceEngine, TransformersEngine
 from models.vllm_engine import VLLMEngine, vllm_available
-from recipes.loop import default_engine_factory
+from recipes.core.context import default_engine_factory
 
 
 def test_engine_factory_uses_transformers_without_vllm_or_gpu(tiny_model_dir):

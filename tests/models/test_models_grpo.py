@@ -6,7 +6,7 @@ import torch
 from models.generation import build_messages
 from models.grpo import GRPOHyperParams, last_trainer_checkpoint, train_grpo
 from models.loading import load_vlm
-from recipes.rewards import choice_format, solver_accuracy
+from recipes.core.rewards import choice_format, solver_accuracy
 
 
 def _rows(world_images, n=4):
@@ -25,7 +25,7 @@ def test_grpo_config_on_cpu():
 
 
 def _length(completions, **_):
-    from recipes.rewards import completion_text
+    from recipes.core.rewards import completion_text
 
     return [float(len(completion_text(c))) for c in completions]
 

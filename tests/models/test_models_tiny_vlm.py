@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from models.generation import GenerationRequest, SamplingParams, TransformersEngine
@@ -119,7 +118,7 @@ def test_same_loader_accepts_qwen3_vl_directory(tmp_path):
 def test_torchvision_imports_and_fallback_nms_is_correct():
     import torchvision  # noqa: F401  (must not raise on the CPU install)
 
-    from zeroforge.compat import ensure_torchvision
+    from models.compat import ensure_torchvision
 
     ensure_torchvision()  # idempotent
     boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30.0]])

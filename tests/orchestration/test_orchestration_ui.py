@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from orchestration.ui import (
-    ASSET_KEYS, CHECK_EXECUTIONS, PARTITIONS, Browser, Webserver, find_chromium, launch_backfill, ui_screenshots,
+    ASSET_KEYS,
+    CHECK_EXECUTIONS,
+    PARTITIONS,
+    Browser,
+    Webserver,
+    find_chromium,
+    launch_backfill,
+    ui_screenshots,
     wait_for_backfill,
 )
 
@@ -27,7 +34,7 @@ LOOP_KEYS = {"vzero/questioner_checkpoint", "vzero/task_set", "vzero/solver_chec
 FAIL_ITERATION_2 = """
 import shutil, sys
 from pathlib import Path
-from zeroforge.cli import prepare_instance
+from orchestration.instance import prepare_instance
 home = Path(sys.argv[1]); prepare_instance(home)
 import dagster as dg
 from orchestration.runs import run_iteration

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from retrieval.embedder import (OPEN_CLIP_CONFIG, EmbedderConfig, load_embedder, text_to_image_recall,
-                                train_embedder)
+from retrieval.embedder import OPEN_CLIP_CONFIG, EmbedderConfig, load_embedder, text_to_image_recall, train_embedder
 from retrieval.pool import ImagePool
 from retrieval.sources import build_source
 from retrieval.world import sample_world
@@ -52,7 +51,7 @@ def trained(pairs, tmp_path_factory):
 
 
 def test_training_beats_chance_on_held_out_captions(trained):
-    assert trained.steps == STEPS == len(trained.loss_curve) and not trained.stopped_on_time
+    assert trained.steps == STEPS == len(trained.loss_curve)
     assert (trained.n_train, trained.n_held_out) == (N_TRAIN, N_HELD)
     assert np.mean(trained.loss_curve[-5:]) < np.mean(trained.loss_curve[:5])  # it learned something
     assert set(trained.recall) == {1, 5, 10}

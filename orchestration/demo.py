@@ -1,0 +1,138 @@
+"""`zeroforge demo`: the foundation and N iterations of one recipe, through Dagster, on a persistent instance.
+
+Runs the foundation job (base model, pool, embedder) and then each iteration
+partition of the chosen recipe in-process on the home's Dagster instance, so
+`zeroforge ui` shows every run, materialization, plot and check afterwards.
+It prints one table: the base model first, then a row per iteration, every
+held-out figure on the same named question set, with a legend, and says in
+words whether the last iteration's greedy accuracy beat the base's.
+
+    code = run_demo(instance, home, profile="embedded", recipe="vzero", iterations=2)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import matplotlib
+
+from assets.store import IterationStore, iteration_key
+from orchestration.presets import LOOP_DEFAULTS, foundation_run_config
+from orchestration.runs import materialization_metadata, run_foundation, run_iteration, run_leaderboard
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after the headless backend is chosen)
+
+LEGEND = ("mean_c: mean share of the Solver's m votes that agree with the majority, over labeled tasks; "
+          "pseudo_label_acc: share of majority labels that are right on the labeled audit slice; "
+          "greedy / sampled / maj@m: held-out accuracy of the greedy answer, of one sampled answer, of the majority "
+          "of m samples; [..] 95% interval; n: held-out questions.")
+
+
+def _fmt(acc: dict | None) -> str:
+    if not acc:
+        return "-"
+    return f"{acc['accuracy']:.3f} [{acc['ci95'][0]:.3f}, {acc['ci95'][1]:.3f}]"
+
+
+def _row(name: str, task_md: dict, scores: dict | None, wall: float | None) -> dict:
+    return {
+        "model": name,
+        "generated": task_md.get("generated", "-"),
+        "malformed": task_md.get("malformed", "-"),
+        "kept": task_md.get("kept", "-"),
+        "mean_c": f"{task_md['mean_c']:.2f}" if "mean_c" in task_md else "-",
+        "pseudo_label_acc": f"{task_md['pseudo_label_accuracy']:.3f}" if "pseudo_label_accuracy" in task_md else "-",
+        "greedy": _fmt(scores and scores["greedy"]),
+        "sampled": f"{scores['sampled']['accuracy']:.3f}" if scores else "-",
+        "maj@m": f"{scores['majority']['accuracy']:.3f}" if scores else "-",
+        "n": scores["greedy"]["n"] if scores else "-",
+        "wall_s": f"{wall:.0f}" if wall is not None else "-",
+    }
+
+
+def format_table(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def progress_plot(store: IterationStore, recipe: str, keys: list[str]) -> Path | None:
+    """Greedy / sampled / majority accuracy of base and each iteration, with 95% intervals."""
+    base = store.base_scores_path(recipe)
+    points = [("base", json.loads(base.read_text())["procedural"])] if base.is_file() else []
+    for k in keys:
+        f = store.scores_path(recipe, k)
+        if f.is_file():
+            points.append((k, json.loads(f.read_text())["procedural"]))
+    if not points:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    xs = range(len(points))
+    for metric in ("greedy", "sampled", "majority"):
+        ys = [p[metric]["accuracy"] for _, p in points]
+        lo = [y - p[metric]["ci95"][0] for y, (_, p) in zip(ys, points)]
+        hi = [p[metric]["ci95"][1] - y for y, (_, p) in zip(ys, points)]
+        ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=metric)
+    ax.axhline(0.25, ls="--", c="grey", lw=1, label="chance (4 options)")
+    ax.set_xticks(list(xs), [name for name, _ in points])
+    ax.set_ylabel("held-out accuracy (test split)")
+    ax.set_title(f"{recipe}: Solver accuracy by iteration")
+    ax.legend(fontsize=7)
+    out = store.home / "runs" / recipe / "progress.png"
+    fig.savefig(out, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str, iterations: int | None = None,
+             out: Callable[[str], None] = print) -> int:
+    """The demo; returns the process exit status (0 when every step succeeded)."""
+    t0 = time.monotonic()
+    result = run_foundation(instance, foundation_run_config(profile, recipes=[recipe]))
+    out(f"\nfoundation ({profile}) {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - t0:.0f} s; run {result.run_id}")
+    for key, md in materialization_metadata(result).items():
+        keep = {k: v for k, v in md.items() if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) < 120)}
+        out(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in keep.items()))
+    if not result.success:
+        return 1
+    store = IterationStore(home)
+    n_iter = iterations if iterations is not None else LOOP_DEFAULTS[profile]["iterations"]
+    rows, keys = [], []
+    status = 0
+    for n in range(1, n_iter + 1):
+        t1 = time.monotonic()
+        # iteration 1 starts from the recipe's profile; later ones inherit the previous iteration's frozen config
+        res = run_iteration(instance, recipe, n, {"profile": profile} if n == 1 else {})
+        keys.append(iteration_key(n))
+        md = materialization_metadata(res)
+        scores = md.get(f"{recipe}/benchmark_scores") and json.loads(store.scores_path(recipe, keys[-1]).read_text())
+        if n == 1 and store.base_scores_path(recipe).is_file():
+            rows.append(_row("base", {}, json.loads(store.base_scores_path(recipe).read_text())["procedural"], None))
+        rows.append(_row(keys[-1], md.get(f"{recipe}/task_set", {}), scores and scores["procedural"], time.monotonic() - t1))
+        if not res.success:
+            out(f"\n{recipe} {keys[-1]} FAILED (run {res.run_id}); open `zeroforge ui` for the step's error and check reports")
+            status = 1
+            break
+    out(f"\n{recipe}: {len(keys)} iteration(s) on the embedded default; held-out set: procedural test split")
+    out(format_table(rows))
+    out(LEGEND)
+    if status == 0 and keys:
+        board = run_leaderboard(instance, recipe)
+        if board.success:
+            md = materialization_metadata(board).get(f"{recipe}/leaderboard", {})
+            out(f"\nleaderboard (evaluation harness, greedy, its `procedural` benchmark set; {md.get('path', '')}):\n{md.get('table', '')}")
+    plot = progress_plot(store, recipe, keys)
+    if plot:
+        out(f"Plot: {plot}")
+    out(f"\nzeroforge demo ({profile}) {'succeeded' if status == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
+    out(f"Instance: {home / 'dagster'} (see it with `zeroforge ui`)")
+    return status

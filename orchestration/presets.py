@@ -1,0 +1,53 @@
+"""The foundation's run configs per profile: what `zeroforge demo` and the tests launch.
+
+A profile means the same thing everywhere in zeroforge: "embedded" (the
+tiny model on CPU, what `zeroforge demo` runs) and "smoke" (seconds-long, for
+tests and install checks) name both the foundation's settings here and each
+recipe's loop settings (`Recipe.profiles`); "paper" exists only for the loop
+(the published settings need a real base model: `base_model.model_path`).
+
+    run_config = foundation_run_config("smoke")
+    loop = LOOP_DEFAULTS["embedded"]          # {"recipe": "vzero", "iterations": 2}
+"""
+
+from __future__ import annotations
+
+import copy
+
+FOUNDATION: dict[str, dict] = {
+    "embedded": {
+        # ~10 minutes of supervised warm start (once: the base is reused while its config is unchanged);
+        # the base must be partly right for majority votes to mean anything
+        "base_model": {"size": "small", "n_train_images": 1500, "warm_start_steps": 1200, "warm_start_minutes": 10.0},
+        "image_pool": {"procedural_images": 2000},
+    },
+    "smoke": {
+        "base_model": {
+            "size": "tiny",
+            "n_train_images": 24,
+            "n_eval_images": 10,
+            "warm_start_steps": 300,
+            "warm_start_minutes": 10.0,  # bounded by steps, so a loaded machine gives the same model
+            "batch_size": 16,
+            "learning_rate": 3e-3,
+        },
+        "image_pool": {"procedural_images": 50, "include_skimage": False},
+        "embedder": {"steps": 20, "batch_size": 16},
+    },
+}
+# What `zeroforge demo` runs after the foundation, per profile.
+LOOP_DEFAULTS: dict[str, dict] = {
+    "embedded": {"recipe": "vzero", "iterations": 2},
+    "smoke": {"recipe": "vzero", "iterations": 1},
+}
+PROFILES = tuple(FOUNDATION)
+
+
+def foundation_run_config(profile: str, recipes: list[str] | None = None) -> dict:
+    """The foundation job's run config; `recipes` are the ones whose formats the base learns (default: all)."""
+    if profile not in FOUNDATION:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(FOUNDATION)}")
+    ops = {name: {"config": copy.deepcopy(cfg)} for name, cfg in FOUNDATION[profile].items()}
+    if recipes:
+        ops["base_model"]["config"]["recipes"] = list(recipes)
+    return {"ops": ops}

@@ -1,0 +1,49 @@
+"""Named seed ranges of the procedural world: which images train, tune, audit and test.
+
+Every consumer of world images asks for a split by name instead of adding a
+private offset to a seed, so it is visible in one place that no held-out
+image is ever trained on. `sample_world(n, seed)` gives image i the seed
+`seed * 1_000_003 + i`, so two different split seeds can never produce the
+same image (for fewer than 10^6 images per call):
+
+- ``train``: the warm start's labeled examples and the pool's procedural
+  source (seeds below 10^6);
+- ``validation``: for choosing settings (levers, thresholds); never reported;
+- ``audit``: the labeled slice on which an iteration's pseudo-labels are
+  audited (its answers never train anything);
+- ``probe``: the base model's format probe (are its Questioner outputs parseable);
+- ``test``: the held-out questions every model (base and iteration) is scored on;
+- ``benchmark``: the evaluation harness's `procedural` benchmark.
+
+    images = split_images("test", 150)             # the held-out images
+    seed = split_seed("validation", seed=3)         # a validation draw for run seed 3
+"""
+
+from __future__ import annotations
+
+from retrieval.world.core import WorldImage, sample_world
+
+SPLITS: dict[str, int] = {
+    "train": 0,
+    "validation": 500_000_000,
+    "test": 1_000_000_000,
+    "probe": 1_000_002_000,
+    "benchmark": 1_000_001_000,
+    "audit": 1_000_007_000,
+}
+# Seeds below this are training seeds; everything a model is scored on lies at or above it.
+HELD_OUT_FLOOR = SPLITS["validation"]
+
+
+def split_seed(split: str, seed: int = 0) -> int:
+    """The `sample_world` seed of `split` for run seed `seed`."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {sorted(SPLITS)}")
+    if not 0 <= seed < 1_000:
+        raise ValueError(f"run seeds lie in [0, 1000) so that splits never overlap, got {seed}")
+    return SPLITS[split] + seed
+
+
+def split_images(split: str, n: int, seed: int = 0, size: int = 64) -> list[WorldImage]:
+    """n world images of `split` (deterministic in `seed`)."""
+    return sample_world(n, seed=split_seed(split, seed), size=size)
