@@ -31,7 +31,7 @@ from evaluation.answers import (
     same_number_or_text,
     yes_no_from,
 )
-from evaluation.readers import BenchmarkFormatError, BenchSample, answer_letter
+from evaluation.readers import BenchmarkFormatError, BenchSample, answer_letter, parse_list
 from evaluation.scorers import (
     MC_INSTRUCTION,
     SHORT_INSTRUCTION,
@@ -152,7 +152,14 @@ def resolve_rules(samples: Sequence[BenchSample], name: str, default: str | None
 
 
 def _golds(s: BenchSample) -> list[str]:
-    return [str(g) for g in (s.meta.get("answers") or [s.answer])]
+    """Every accepted gold answer: the answer, and those of an `answers` list (JSONL, parquet, or a TSV cell "['a', 'b']")."""
+    extra = s.meta.get("answers")
+    if isinstance(extra, str):  # a TSV cell is text; anything but a list is taken as one more answer
+        try:
+            extra = parse_list(extra) or []
+        except BenchmarkFormatError:
+            extra = [extra]
+    return list(dict.fromkeys([str(s.answer), *(str(g) for g in extra or [])]))
 
 
 class CustomScorer(Scorer):

@@ -23,7 +23,6 @@ does not sit in memory decoded.
 from __future__ import annotations
 
 import ast
-import base64
 import io
 import json
 import re
@@ -72,7 +71,7 @@ class BenchSample:
 # ---------------------------------------------------------------- helpers
 
 
-def _parse_list(value: Any) -> list | None:
+def parse_list(value: Any) -> list | None:
     """A list from a list, a numpy array, or its string form ("['a', 'b']" or JSON); None if empty."""
     if value is None:
         return None
@@ -206,7 +205,7 @@ def read_vlmeval_tsv(
         meta = {k: v for k, v in rec.items() if k not in skip}
         meta["image_ref"] = root
         if not options and meta.get("choices", "").strip():
-            options = options_from_list(_parse_list(meta["choices"]) or [])
+            options = options_from_list(parse_list(meta["choices"]) or [])
         out.append(BenchSample(str(idx), images, rec["question"], rec["answer"], options, meta))
     return out
 
@@ -224,7 +223,7 @@ def _tsv_images(
     """
     if not value.strip():
         return [], idx  # a text-only question (HallusionBench has some)
-    items = _parse_list(value) if value.strip().startswith("[") else [value]
+    items = parse_list(value) if value.strip().startswith("[") else [value]
     images, root = [], None
     for pos, item in enumerate(items or []):
         item = str(item)
@@ -243,7 +242,7 @@ def _tsv_images(
                 )
             root = root or ref
             if ref not in decoded:
-                sub = _parse_list(target) if target.strip().startswith("[") else [target]
+                sub = parse_list(target) if target.strip().startswith("[") else [target]
                 decoded[ref] = _decode_all(sub)
             images += _cached(decoded[ref], f"{where} (image of row index={ref})")
         elif len(items) == 1:
@@ -272,7 +271,7 @@ def _cached(entry: list[Image.Image] | BadImageError, where: str) -> list[Image.
 
 
 def _tsv_paths(value: str) -> list[str]:
-    return [str(x) for x in (_parse_list(value) if value.strip().startswith("[") else [value])]
+    return [str(x) for x in (parse_list(value) if value.strip().startswith("[") else [value])]
 
 
 # ---------------------------------------------------------------- Hugging Face parquet
@@ -354,7 +353,7 @@ def _parquet_sample(row: dict, f: Path, where: str, k: int, seen: dict[str, int]
     options: dict[str, str] = {k_: str(row[k_]) for k_ in OPTION_LETTERS if row.get(k_) not in (None, "")}
     for col in ("options", "choices"):
         if not options and row.get(col) is not None:
-            options = options_from_list(_parse_list(row[col]) or [])
+            options = options_from_list(parse_list(row[col]) or [])
     if not options:
         options = options_from_text(row["question"])
         meta["options_in_question"] = bool(options)

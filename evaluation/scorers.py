@@ -1,10 +1,11 @@
 """Benchmark scorers: the prompt a sample is asked with, what a reply counts as, and the metrics.
 
 One class per scoring family in the shared reference (docs/benchmarks.md):
-multiple choice (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU, custom sets),
+multiple choice (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU),
 ChartQA relaxed accuracy, MathVista, the yes/no sets (POPE's F1, MME's
 acc + acc+ sums, HallusionBench's aAcc / qAcc / fAcc) and the procedural
-held-out set. `evaluation.benchmarks` picks a scorer per benchmark name; the
+held-out set; custom sets have theirs in `evaluation.custom`, one rule per
+question. `evaluation.benchmarks` picks a scorer per benchmark name; the
 runner calls, for every sample, `prompt(sample)`, then `judge_reply(sample,
 reply)`, and once per benchmark `aggregate(samples, judgements)`.
 
@@ -116,9 +117,9 @@ SHORT_INSTRUCTION = "Answer with a single word or number."
 
 
 class MultipleChoiceScorer(Scorer):
-    """Option-letter inference (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU, custom sets).
+    """Option-letter inference (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU).
 
-    A sample without options (MMMU's open questions, a custom free-form set)
+    A sample without options (MMMU's open questions)
     is asked for a short answer and scored by exact / numeric match.
     """
 

@@ -131,9 +131,11 @@ def test_choice_rule_maps_boxed_option_text():
     assert (j.extracted, j.correct, j.extracted_from) == ("B", True, "boxed_option_text")
 
 
-def test_vqa_accepts_any_listed_gold_answer():
-    s = sample("vqa", "kitten", answers=["kitten", "cat"])
-    assert CustomScorer().judge_reply(s, "A cat.").correct
+@pytest.mark.parametrize("answers", [["cat"], "['cat', 'feline']", "cat"])
+def test_vqa_accepts_any_listed_gold_answer(answers):
+    s = sample("vqa", "kitten", answers=answers)  # a list (JSONL, parquet) or a TSV cell's text
+    assert CustomScorer().judge_reply(s, "A cat.").correct and CustomScorer().judge_reply(s, "kitten").correct
+    assert not CustomScorer().judge_reply(s, "c").correct  # a TSV cell is not read letter by letter
 
 
 def test_prompts_follow_the_rule():
