@@ -17,6 +17,14 @@ models or metrics.
     >>> mathvista_normalise(mathvista_extract("The answer is 3.0", [], "free_form", "integer"), [], "free_form", "integer", None)
     '3'
 
+Each reader also says where in the reply it found the answer (`EXTRACTED_FROM`
+names the values; the predictions file's `extracted_from` column holds them):
+
+    >>> choose_option("so \\\\boxed{blue circle}", {"A": "red", "B": "blue circle"})
+    ('B', 'boxed_option_text')
+    >>> open_answer("a circle \\\\boxed{B}")
+    ('a circle', 'text_beside_boxed_letter')
+
 A judge (an LLM that extracts the answer) is a plug-in: any callable
 `judge(question, reply, options) -> str | None`, consulted only where the
 deterministic rule finds nothing. It is off unless a caller passes one.
@@ -28,9 +36,28 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
+from evaluation.vqa import normalise_vqa_answer
 from models.formats import extract_boxed
 
 Judge = Callable[[str, str, dict], "str | None"]
+
+# Where an answer was read from: the values of the predictions' `extracted_from`.
+EXTRACTED_FROM = {
+    "boxed": "the content of the last \\boxed{}",
+    "boxed_letter": "an option letter in the last \\boxed{} (also 'B. text' or '(B)')",
+    "boxed_option_text": "the last \\boxed{} equals one option's text after VQA normalisation; mapped to its letter",
+    "boxed_option_contained": "the last \\boxed{} and exactly one option's text contain one another (whole words); mapped to its letter",
+    "text_beside_boxed_letter": "no options: a \\boxed{} letter is no answer, so the reply's text around it is read",
+    "answer_is": "what follows the last 'the answer is'",
+    "whole_reply": "the whole reply",
+    "letter": "exactly one option letter stands alone among the reply's last words (VLMEvalKit's rule)",
+    "option_text": "exactly one option's text occurs in the reply",
+    "equals_choice": "the reply equals one of the choices (MathVista)",
+    "number": "the reply parses as a number (MathVista)",
+    "yes_no_words": "the word yes occurs and no does not, or the reverse",
+    "judge": "the judge plug-in",
+    "none": "nothing could be read: scored wrong",
+}
 
 # ---------------------------------------------------------------- yes / no (POPE, MME, HallusionBench)
 
@@ -48,6 +75,12 @@ def yes_no(reply: str) -> str:
     if has_no and not has_yes:
         return "no"
     return "unknown"
+
+
+def yes_no_from(reply: str) -> tuple[str, str]:
+    """(yes / no / unknown, where it was read from)."""
+    pred = yes_no(reply)
+    return pred, "none" if pred == "unknown" else "yes_no_words"
 
 
 _GOLD_YES = {"yes", "1", "true"}
@@ -74,26 +107,75 @@ NEAR_END_WORDS = 4  # the letter must be among the reply's last 4 words
 
 
 def infer_option(reply: str, options: dict[str, str], judge: Judge | None = None, question: str = "") -> str | None:
-    """The option letter a reply picks, or None.
+    """The option letter a reply picks, or None; see `choose_option`."""
+    return choose_option(reply, options, judge, question)[0]
 
-    First: exactly one of the option letters stands alone as a word (after
-    stripping punctuation) and it is among the last few words. Else: exactly
-    one option's text occurs inside the reply (case-insensitive). Else the
-    judge, if one is given; otherwise None (scored wrong).
+
+def choose_option(
+    reply: str, options: dict[str, str], judge: Judge | None = None, question: str = ""
+) -> tuple[str | None, str]:
+    """(the option letter a reply picks or None, where it was read from).
+
+    First the last `\\boxed{}`, if any: a letter among the options, or an
+    option's text (see `boxed_option`). Else VLMEvalKit's rule on the whole
+    reply: exactly one of the option letters stands alone as a word (after
+    stripping punctuation) among the last few words; else exactly one
+    option's text occurs inside the reply (case-insensitive). Else the judge,
+    if one is given; otherwise None (scored wrong).
     """
+    boxed = boxed_option(reply, options)
+    if boxed[0] is not None:
+        return boxed
     words = (reply or "").translate(_MC_TABLE).split()
     letters = [k for k in options if k in words]
     if len(letters) == 1 and words.index(letters[0]) >= len(words) - NEAR_END_WORDS:
-        return letters[0]
+        return letters[0], "letter"
     low = (reply or "").lower()
     texts = [k for k, v in options.items() if v.strip() and v.strip().lower() in low]
     if len(texts) == 1:
-        return texts[0]
+        return texts[0], "option_text"
     if judge is not None:
         got = judge(question, reply, options)
         if got and str(got).strip().upper() in options:
-            return str(got).strip().upper()
-    return None
+            return str(got).strip().upper(), "judge"
+    return None, "none"
+
+
+# "B", "(b)", "B." or "B. blue circle" / "(B) blue circle" inside the box.
+_BOXED_LETTER = re.compile(r"^\(?([A-Ia-i])\)?[.)]?$")
+_BOXED_LETTER_THEN_TEXT = re.compile(r"^\(?([A-I])[.):]\s+\S")
+
+
+def boxed_option(reply: str, options: dict[str, str]) -> tuple[str | None, str]:
+    """(letter, where) from the last `\\boxed{}` of a multiple-choice reply; (None, 'none') if it names no option.
+
+    The box may hold a letter (also '(B)', 'B.', 'B. blue'), or an option's
+    text: equal to exactly one option after VQA normalisation ("The blue
+    circle." reads as "blue circle"), else the one option whose text contains
+    the box's, or is contained in it, as whole words ("blue" for "blue
+    circle"). The exact match comes first, so "red" picks "red" over "dark
+    red"; "dark" with options "dark red" and "dark blue" picks neither.
+    """
+    boxed = extract_boxed(reply or "")
+    if boxed is None or not boxed.strip():
+        return None, "none"
+    m = _BOXED_LETTER.match(boxed) or _BOXED_LETTER_THEN_TEXT.match(boxed)
+    if m and m.group(1).upper() in options:
+        return m.group(1).upper(), "boxed_letter"
+    box = normalise_vqa_answer(boxed)
+    if not box:
+        return None, "none"
+    norm = {k: normalise_vqa_answer(v) for k, v in options.items()}
+    exact = [k for k, v in norm.items() if v and v == box]
+    if len(exact) == 1:
+        return exact[0], "boxed_option_text"
+    if exact:
+        return None, "none"  # two options read the same: no way to choose
+    padded = f" {box} "
+    contained = [k for k, v in norm.items() if v and (f" {v} " in padded or padded in f" {v} ")]
+    if len(contained) == 1:
+        return contained[0], "boxed_option_contained"
+    return None, "none"
 
 
 # ---------------------------------------------------------------- numbers and short answers
@@ -102,20 +184,48 @@ _ANSWER_IS = re.compile(r"answer is\s*:?\s*(.+)", re.IGNORECASE)
 
 
 def short_answer(reply: str) -> str:
-    """The final short answer in a reply: the content of the last \\boxed{}, or what follows the
-    last 'the answer is', else the reply; surrounding quotes, '**' and a trailing period removed."""
+    """The final short answer in a reply; see `short_answer_from`."""
+    return short_answer_from(reply)[0]
+
+
+def short_answer_from(reply: str) -> tuple[str, str]:
+    """(the final short answer in a reply, where it was read from): the content of the last
+    \\boxed{}, or what follows the last 'the answer is', else the reply; surrounding quotes,
+    '**' and a trailing period removed."""
     text = (reply or "").strip()
     boxed = extract_boxed(text)
+    source = "whole_reply"
     if boxed is not None:
-        text = boxed
+        text, source = boxed, "boxed"
     else:
         found = _ANSWER_IS.findall(text)
         if found:
-            text = found[-1].splitlines()[0]
+            text, source = found[-1].splitlines()[0], "answer_is"
     text = text.strip().strip("*").strip()
     if text.endswith(".") and not re.search(r"\.\w+\.$", text):  # keep "U.S." intact
         text = text[:-1]
-    return text.strip().strip("*").strip("\"'`").strip()
+    return text.strip().strip("*").strip("\"'`").strip(), source
+
+
+# Same pattern as models.formats.extract_boxed, kept here for the match's position.
+_BOXED_SPAN = re.compile(r"\\boxed\{([^{}]*)\}")
+
+
+def open_answer(reply: str) -> tuple[str, str]:
+    """(short answer, where) for a question without options.
+
+    As `short_answer_from`, except that a `\\boxed{}` holding only a letter
+    is not taken as the answer when the reply says something else: a model
+    trained on lettered options writes "a circle \\boxed{B}", and its stated
+    answer is "a circle". A reply that is only "\\boxed{B}" still answers B.
+    """
+    text = (reply or "").strip()
+    spans = list(_BOXED_SPAN.finditer(text))
+    if spans and _BOXED_LETTER.match(spans[-1].group(1).strip()):
+        rest = (text[: spans[-1].start()] + " " + text[spans[-1].end() :]).strip()
+        if _BOXED_SPAN.sub(" ", rest).strip(" .:*"):
+            return short_answer_from(_BOXED_SPAN.sub(" ", rest))[0], "text_beside_boxed_letter"
+    return short_answer_from(text)
 
 
 def parse_number(text: str, percent: bool = False) -> float | None:
@@ -157,13 +267,17 @@ def _norm_text(text: str) -> str:
 
 
 def exact_match(reply: str, gold: str) -> tuple[str, bool]:
-    """(extracted, correct) for free-form answers: numbers compare by value ('3.0' == '3'), text
-    case- and punctuation-insensitively."""
-    pred = short_answer(reply)
+    """(extracted, correct) for free-form answers (`open_answer`, then `same_number_or_text`)."""
+    pred = open_answer(reply)[0]
+    return pred, same_number_or_text(pred, gold)
+
+
+def same_number_or_text(pred: str, gold: str) -> bool:
+    """Numbers compare by value ('3.0' == '3', '1,000' == '1000'), text case- and punctuation-insensitively."""
     p, g = parse_number(pred.replace(",", "")), parse_number(str(gold).replace(",", ""))
     if p is not None and g is not None:
-        return pred, math.isclose(p, g, rel_tol=1e-9, abs_tol=1e-9)
-    return pred, _norm_text(pred) == _norm_text(str(gold)) and _norm_text(pred) != ""
+        return math.isclose(p, g, rel_tol=1e-9, abs_tol=1e-9)
+    return _norm_text(pred) == _norm_text(str(gold)) and _norm_text(pred) != ""
 
 
 # ---------------------------------------------------------------- MathVista
@@ -172,24 +286,31 @@ def exact_match(reply: str, gold: str) -> tuple[str, bool]:
 def mathvista_extract(
     reply: str, choices: Sequence[str], question_type: str, answer_type: str, judge: Judge | None = None, question: str = ""
 ) -> str:
-    """MathVista's extraction: a reply equal to a choice or parsing as a number is the answer;
-    else what follows 'The answer is'; else the judge; without a judge the whole reply goes on to
-    normalisation (which reads '(B)' as a letter, or picks the nearest choice)."""
+    """MathVista's extraction; see `mathvista_extract_from`."""
+    return mathvista_extract_from(reply, choices, question_type, answer_type, judge, question)[0]
+
+
+def mathvista_extract_from(
+    reply: str, choices: Sequence[str], question_type: str, answer_type: str, judge: Judge | None = None, question: str = ""
+) -> tuple[str, str]:
+    """(extraction, where) by MathVista's rule: a reply equal to a choice or parsing as a number is
+    the answer; else what follows 'The answer is'; else the judge; without a judge the whole reply
+    goes on to normalisation (which reads '(B)' as a letter, or picks the nearest choice)."""
     r = (reply or "").strip()
     if not r:
-        return ""
+        return "", "none"
     if question_type == "multi_choice" and r in choices:
-        return r
+        return r, "equals_choice"
     if parse_number(r) is not None:
-        return r
+        return r, "number"
     found = _ANSWER_IS.findall(r)
     if found:
-        return short_answer("the answer is " + found[-1])
+        return short_answer("the answer is " + found[-1]), "answer_is"
     if judge is not None:
         got = judge(question, r, {chr(65 + i): c for i, c in enumerate(choices)})
         if got:
-            return str(got).strip()
-    return r
+            return str(got).strip(), "judge"
+    return r, "whole_reply"
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -248,8 +369,17 @@ def mathvista_correct(
     The gold is also normalised the same way ("1.50" at precision 2 equals a
     predicted "1.5"), which only matters for golds not already canonical.
     """
-    pred = mathvista_normalise(mathvista_extract(reply, choices, question_type, answer_type, judge), choices, question_type, answer_type, precision)
+    pred, ok, _ = mathvista_judgement(reply, gold, choices, question_type, answer_type, precision, judge)
+    return pred, ok
+
+
+def mathvista_judgement(
+    reply: str, gold: str, choices: Sequence[str], question_type: str, answer_type: str, precision, judge: Judge | None = None
+) -> tuple[str | None, bool, str]:
+    """`mathvista_correct` plus where the extraction came from ('none' when it could not be read)."""
+    extraction, source = mathvista_extract_from(reply, choices, question_type, answer_type, judge)
+    pred = mathvista_normalise(extraction, choices, question_type, answer_type, precision)
     if pred is None:
-        return None, False
+        return None, False, "none"
     gold_norm = gold if question_type == "multi_choice" else mathvista_normalise(gold, choices, question_type, answer_type, precision)
-    return pred, pred == str(gold) or pred == gold_norm
+    return pred, pred == str(gold) or pred == gold_norm, source

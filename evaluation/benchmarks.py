@@ -6,24 +6,30 @@ line (`--bench MathVista=/data/vlmeval`): the path may be the exact file
 VLMEvalKit file name (`MathVista_MINI.tsv`), then Hugging Face parquet shards
 of the benchmark's split (`testmini-00000-of-00001.parquet`, also under
 `data/`), then `<name>.jsonl`. Nothing found gives an error naming what was
-expected where. Names are case-insensitive; an unknown name is a custom set
-(multiple choice when its samples have options, exact / numeric match
-otherwise) and needs a path. `procedural` needs none.
+expected where. Names are case-insensitive; an unknown name is a custom set, scored
+per question by the rules of `evaluation.custom` (multiple choice with
+options, yes/no for yes/no gold answers, VQA-normalised exact match
+otherwise; a `rule` column or `rule=` chooses another) and needs a path.
+`procedural` needs none.
 
     spec, source, samples = load_benchmark("MMStar", "/data/vlmeval", limit=50)
     spec.scorer.prompt(samples[0])
+    loaded = open_benchmark("MySet", "/data/my.jsonl", on_bad_image="skip", rule="exact")
+    loaded.samples, loaded.skipped      # skipped: one "file row: reason" line per row left out
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from evaluation.custom import CustomScorer, resolve_rules
 from evaluation.readers import (
     BenchmarkFileError,
     BenchmarkFormatError,
     BenchSample,
     answer_letter,
+    check_on_bad_image,
     read_samples,
 )
 from evaluation.scorers import (
@@ -81,7 +87,11 @@ def find_spec(name: str) -> BenchmarkSpec | None:
 
 
 def custom_spec(name: str) -> BenchmarkSpec:
-    return BenchmarkSpec(name, MultipleChoiceScorer())
+    return BenchmarkSpec(name, CustomScorer())
+
+
+def is_custom(spec: BenchmarkSpec) -> bool:
+    return isinstance(spec.scorer, CustomScorer)
 
 
 def _split_shards(folder: Path, split: str) -> list[Path]:
@@ -125,15 +135,23 @@ def resolve_source(spec: BenchmarkSpec, path: str | Path | None) -> Path | list[
     raise BenchmarkFileError(f"benchmark {spec.name}: expected one of {expected} in {p}, found {found}")
 
 
-def _check_samples(spec: BenchmarkSpec, samples: list[BenchSample], source) -> list[BenchSample]:
+def _check_samples(
+    spec: BenchmarkSpec, samples: list[BenchSample], source, rule: str | None = None, skipped: list[str] | None = None
+) -> list[BenchSample]:
     """Fail before any generation when gold answers do not fit the scorer."""
     if not samples:
+        if skipped:
+            raise BenchmarkFormatError(
+                f"benchmark {spec.name}: every row of {source} was skipped for its image ({len(skipped)} rows; first: {skipped[0]})"
+            )
         raise BenchmarkFormatError(f"benchmark {spec.name}: {source} holds no samples")
     ids = [s.id for s in samples]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise BenchmarkFormatError(f"benchmark {spec.name}: sample ids must be unique, found {dup!r} twice in {source}")
-    if isinstance(spec.scorer, MultipleChoiceScorer):
+    if is_custom(spec):
+        resolve_rules(samples, spec.name, rule)
+    elif isinstance(spec.scorer, MultipleChoiceScorer):
         for s in samples:
             if s.options:
                 s.answer = answer_letter(s.answer, s.options, False, f"{spec.name} sample {s.id}")
@@ -145,17 +163,40 @@ def _check_samples(spec: BenchmarkSpec, samples: list[BenchSample], source) -> l
     return samples
 
 
-def load_benchmark(
-    name: str, path: str | Path | None = None, limit: int | None = None
-) -> tuple[BenchmarkSpec, str, list[BenchSample]]:
-    """(spec, source description, samples) for a benchmark name and path.
+@dataclass
+class LoadedBenchmark:
+    """A benchmark ready to run: its spec, where it was read from, its samples, and the rows left out."""
+
+    spec: BenchmarkSpec
+    source: str
+    samples: list[BenchSample]
+    skipped: list[str] = field(default_factory=list)  # one "file row: reason" per row left out (on_bad_image="skip")
+
+
+def open_benchmark(
+    name: str,
+    path: str | Path | None = None,
+    limit: int | None = None,
+    *,
+    on_bad_image: str = "error",
+    rule: str | None = None,
+) -> LoadedBenchmark:
+    """Read and check a benchmark by name and path, before any model is loaded.
 
     `procedural` takes no path; a path that is a positive integer sets its
     number of images (default `evaluation.procedural.DEFAULT_IMAGES`).
+    `on_bad_image`: "error" stops at the first row whose image is missing or
+    does not decode (the message names file and row); "skip" leaves such rows
+    out and lists them in `skipped`. `rule`: for a custom set, the rule of its
+    questions without options (`evaluation.custom.OPEN_RULES`, default auto);
+    known benchmarks keep their published rule, so a rule for one is an error.
     """
     if limit is not None and limit <= 0:
         raise ValueError(f"limit must be a positive number of samples, found {limit}")
+    check_on_bad_image(on_bad_image)
     spec = find_spec(name)
+    if spec is not None and rule not in (None, "", "auto"):
+        raise ValueError(f"--rule {name}={rule}: {spec.name} is scored by its published rule; rules apply to custom sets")
     if spec is not None and spec.name == PROCEDURAL:
         from evaluation.procedural import DEFAULT_IMAGES, default_seed, procedural_samples
 
@@ -165,16 +206,26 @@ def load_benchmark(
                 raise BenchmarkFileError(f"benchmark procedural takes no path (or a number of images), found {path!r}")
             n_images = int(path)
         samples = procedural_samples(n_images, limit=limit)
-        return spec, f"procedural world: {n_images} images, seed {default_seed()}", _check_samples(spec, samples, "procedural")
+        source = f"procedural world: {n_images} images, seed {default_seed()}"
+        return LoadedBenchmark(spec, source, _check_samples(spec, samples, "procedural"))
     if spec is None:
         if path in (None, ""):
             known = sorted(BENCHMARKS)
             raise BenchmarkFileError(f"unknown benchmark {name!r} without a path: expected one of {known}, or NAME=PATH for a custom set")
         spec = custom_spec(name)
-    source = resolve_source(spec, path)
-    samples = read_samples(source, limit, spec.answer_is_index)
-    label = ", ".join(str(x) for x in source) if isinstance(source, list) else str(source)
-    return spec, label, _check_samples(spec, samples, label)
+    resolved = resolve_source(spec, path)
+    skipped: list[str] = []
+    samples = read_samples(resolved, limit, spec.answer_is_index, on_bad_image, skipped)
+    label = ", ".join(str(x) for x in resolved) if isinstance(resolved, list) else str(resolved)
+    return LoadedBenchmark(spec, label, _check_samples(spec, samples, label, rule, skipped), skipped)
+
+
+def load_benchmark(
+    name: str, path: str | Path | None = None, limit: int | None = None, **options
+) -> tuple[BenchmarkSpec, str, list[BenchSample]]:
+    """(spec, source description, samples) for a benchmark name and path; `options` as `open_benchmark`."""
+    loaded = open_benchmark(name, path, limit, **options)
+    return loaded.spec, loaded.source, loaded.samples
 
 
 def parse_bench_arg(text: str) -> tuple[str, str | None]:

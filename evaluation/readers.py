@@ -11,15 +11,18 @@ options, meta)`, so scorers and the runner never look at file formats.
     samples = read_samples("/data/vlmeval/MMStar.tsv", limit=100)
     samples[0].images[0].size, samples[0].options["A"], samples[0].meta["category"]
 
-Images are opened lazily by PIL (header only), so reading a large file costs
-the base64 decoding, not the pixel decoding.
+Every image is decoded in full while reading (`evaluation.input_checks`), so
+a truncated or corrupt picture is reported with its file and row before any
+model is loaded, never as a traceback halfway through generation. Such a
+row stops the read (`on_bad_image="error"`, the default) or is left out and
+listed (`on_bad_image="skip"`, messages appended to a `skipped` list). The
+samples then hold lazily opened images (header only), so a large benchmark
+does not sit in memory decoded.
 """
 
 from __future__ import annotations
 
 import ast
-import base64
-import binascii
 import io
 import json
 import re
@@ -31,18 +34,26 @@ from typing import Any
 
 from PIL import Image
 
+from evaluation.input_checks import (  # noqa: F401  (errors and ON_BAD_IMAGE re-exported: callers import them from here)
+    ON_BAD_IMAGE,
+    ON_BAD_IMAGE_HELP,
+    SKIP_HINT,
+    BadImageError,
+    BenchmarkFileError,
+    BenchmarkFormatError,
+    ImageProblem,
+    MissingImageError,
+    RowGuard,
+    check_on_bad_image,
+    decode_image,
+    open_relative,
+    utf8_text,
+)
+
 OPTION_LETTERS = tuple(string.ascii_uppercase[:9])  # VLMEvalKit option columns: A..I
 # VLMEvalKit writes an image once; a later row showing the same image stores
 # the first row's `index` (a short string) instead of the base64 data.
 MAX_REFERENCE_CHARS = 64
-
-
-class BenchmarkFileError(FileNotFoundError):
-    """A benchmark file (or an image it names) is not where it was expected."""
-
-
-class BenchmarkFormatError(ValueError):
-    """A benchmark file exists but its content is not what the format promises."""
 
 
 @dataclass
@@ -60,17 +71,7 @@ class BenchSample:
 # ---------------------------------------------------------------- helpers
 
 
-def _decode_image(data: bytes | str, where: str) -> Image.Image:
-    try:
-        raw = base64.b64decode(data) if isinstance(data, str) else data
-        img = Image.open(io.BytesIO(raw))
-        img.size  # noqa: B018  (header parsed: fails now, not in the middle of generation)
-        return img
-    except (binascii.Error, OSError, ValueError) as e:
-        raise BenchmarkFormatError(f"{where}: expected a base64/bytes JPEG or PNG image, could not decode it ({e})") from e
-
-
-def _parse_list(value: Any) -> list | None:
+def parse_list(value: Any) -> list | None:
     """A list from a list, a numpy array, or its string form ("['a', 'b']" or JSON); None if empty."""
     if value is None:
         return None
@@ -155,15 +156,26 @@ def _meta_value(v: Any) -> Any:
 # ---------------------------------------------------------------- VLMEvalKit TSV
 
 
-def read_vlmeval_tsv(path: str | Path, limit: int | None = None) -> list[BenchSample]:
-    """Rows of a VLMEvalKit TSV as BenchSamples (the first `limit` rows if given)."""
+def read_vlmeval_tsv(
+    path: str | Path, limit: int | None = None, on_bad_image: str = "error", skipped: list[str] | None = None
+) -> list[BenchSample]:
+    """Rows of a VLMEvalKit TSV as BenchSamples (the first `limit` usable rows if given)."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise BenchmarkFileError(f"expected a VLMEvalKit TSV file at {path}, found nothing")
-    # keep_default_na=False: answers such as "None" or "NA" must stay text.
-    df = pd.read_csv(io.StringIO(_utf8_text(path)), sep="\t", dtype=str, keep_default_na=False)
+    text = utf8_text(path)
+    if not text.strip():
+        raise BenchmarkFormatError(
+            f"{path}: the file is empty; expected a VLMEvalKit TSV: a header row (index, image, question, answer, ...) "
+            "and one row per question"
+        )
+    try:
+        # keep_default_na=False: answers such as "None" or "NA" must stay text.
+        df = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    except pd.errors.ParserError as e:
+        raise BenchmarkFormatError(f"{path}: not a readable tab-separated file ({str(e).strip().splitlines()[-1]})") from e
     has_image = "image" in df.columns
     required = ["index", "question", "answer"]
     missing = [c for c in required if c not in df.columns]
@@ -173,86 +185,93 @@ def read_vlmeval_tsv(path: str | Path, limit: int | None = None) -> list[BenchSa
             f"missing {missing or ['image']}; found {list(df.columns)[:20]}"
         )
     raw = dict(zip(df["index"], df["image"])) if has_image else {}
-    rows = df if limit is None else df.head(limit)
     skip = {"index", "image", "image_path", "question", "answer", *OPTION_LETTERS}
-    decoded: dict[str, list[Image.Image]] = {}  # rows referencing one image share its PIL objects
+    decoded: dict[str, list[Image.Image] | ImageProblem] = {}  # rows referencing one image share its PIL objects
+    guard = RowGuard(on_bad_image, skipped)
     out = []
-    for rec in rows.to_dict("records"):
+    for rec in df.to_dict("records"):
+        if limit is not None and len(out) >= limit:
+            break
         idx = rec["index"]
         where = f"{path.name} row index={idx}"
-        if has_image:
-            images, root = _tsv_images(rec["image"], raw, idx, where, decoded)
-        else:
-            images, root = [_open_relative(path.parent, p, where) for p in _tsv_paths(rec["image_path"])], idx
+        with guard:
+            if has_image:
+                images, root = _tsv_images(rec["image"], raw, idx, where, decoded)
+            else:
+                images, root = [open_relative(path.parent, p, where) for p in _tsv_paths(rec["image_path"])], idx
+        if guard.skipped_it:
+            continue
         options = {k: rec[k] for k in OPTION_LETTERS if k in rec and rec[k].strip() != ""}
         meta = {k: v for k, v in rec.items() if k not in skip}
         meta["image_ref"] = root
         if not options and meta.get("choices", "").strip():
-            options = options_from_list(_parse_list(meta["choices"]) or [])
+            options = options_from_list(parse_list(meta["choices"]) or [])
         out.append(BenchSample(str(idx), images, rec["question"], rec["answer"], options, meta))
     return out
 
 
 def _tsv_images(
-    value: str, raw: dict[str, str], idx: str, where: str, decoded: dict[str, list[Image.Image]]
+    value: str, raw: dict[str, str], idx: str, where: str, decoded: dict[str, list[Image.Image] | ImageProblem]
 ) -> tuple[list[Image.Image], str]:
     """Decode one `image` cell: base64, an index reference, or a list of either.
 
     Returns the images and the index of the row that actually holds the (first)
     image, which groups rows showing the same picture (MME's acc+). Images
     decoded for a referenced row are reused, so POPE's 9,000 questions about
-    500 pictures hold 500 images, not 9,000.
+    500 pictures hold 500 images, not 9,000; so is a failure to decode one,
+    which every row showing that picture then reports.
     """
     if not value.strip():
         return [], idx  # a text-only question (HallusionBench has some)
-    items = _parse_list(value) if value.strip().startswith("[") else [value]
+    items = parse_list(value) if value.strip().startswith("[") else [value]
     images, root = [], None
     for pos, item in enumerate(items or []):
         item = str(item)
         if len(item) <= MAX_REFERENCE_CHARS:
             ref = item.strip()
             target = raw.get(ref)
-            if target is None or len(target) <= MAX_REFERENCE_CHARS:
-                raise BenchmarkFormatError(
-                    f"{where}: image value {ref!r} is an index reference, expected a row with index {ref!r} "
-                    f"holding base64 image data, found {'no such row' if target is None else 'another reference'}"
+            if target is None:
+                raise BadImageError(
+                    f"{where}: image value {ref!r} is neither base64 image data (that would be longer than "
+                    f"{MAX_REFERENCE_CHARS} characters) nor the index of another row (no row has index {ref!r}); {SKIP_HINT}"
+                )
+            if len(target) <= MAX_REFERENCE_CHARS:
+                raise BadImageError(
+                    f"{where}: image value {ref!r} is the index of another row, but that row's image is itself "
+                    f"the short value {target.strip()!r}, not base64 image data; {SKIP_HINT}"
                 )
             root = root or ref
             if ref not in decoded:
-                sub = _parse_list(target) if target.strip().startswith("[") else [target]
-                decoded[ref] = [_decode_image(s, where) for s in sub]
-            images += decoded[ref]
+                sub = parse_list(target) if target.strip().startswith("[") else [target]
+                decoded[ref] = _decode_all(sub)
+            images += _cached(decoded[ref], f"{where} (image of row index={ref})")
         elif len(items) == 1:
             if idx not in decoded:
-                decoded[idx] = [_decode_image(item, where)]
-            images += decoded[idx]
+                decoded[idx] = _decode_all([item])
+            images += _cached(decoded[idx], where)
         else:
-            images.append(_decode_image(item, f"{where} image {pos}"))
+            images.append(decode_image(item, f"{where} image {pos}"))
     return images, root or idx
 
 
-def _tsv_paths(value: str) -> list[str]:
-    return [str(x) for x in (_parse_list(value) if value.strip().startswith("[") else [value])]
+_HERE = "\0"  # stands for the row in a cached failure, filled in by each row that shows the image
 
 
-def _utf8_text(path: Path) -> str:
-    """The file's text; a byte that is not UTF-8 is a clear error naming the line, not a UnicodeDecodeError."""
-    data = path.read_bytes()
+def _decode_all(items: Sequence) -> list[Image.Image] | BadImageError:
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise BenchmarkFormatError(
-            f"{path.name} line {line}: byte 0x{data[e.start]:02x} is not UTF-8; benchmark files must be UTF-8 "
-            f"(re-encode it, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed`)"
-        ) from e
+        return [decode_image(str(x), _HERE) for x in items]
+    except BadImageError as e:
+        return e
 
 
-def _open_relative(folder: Path, rel: str, where: str) -> Image.Image:
-    p = folder / rel
-    if not p.is_file():
-        raise BenchmarkFileError(f"{where}: expected image file {p}, found nothing")
-    return _decode_image(p.read_bytes(), f"{where} ({p})")
+def _cached(entry: list[Image.Image] | BadImageError, where: str) -> list[Image.Image]:
+    if isinstance(entry, BadImageError):
+        raise BadImageError(str(entry).replace(_HERE, where, 1)) from entry.__cause__
+    return entry
+
+
+def _tsv_paths(value: str) -> list[str]:
+    return [str(x) for x in (parse_list(value) if value.strip().startswith("[") else [value])]
 
 
 # ---------------------------------------------------------------- Hugging Face parquet
@@ -266,7 +285,11 @@ def _is_image_struct(v: Any) -> bool:
 
 
 def read_hf_parquet(
-    paths: str | Path | Sequence[str | Path], limit: int | None = None, answer_is_index: bool = False
+    paths: str | Path | Sequence[str | Path],
+    limit: int | None = None,
+    answer_is_index: bool = False,
+    on_bad_image: str = "error",
+    skipped: list[str] | None = None,
 ) -> list[BenchSample]:
     """Rows of one or more HF parquet shards (in the order given) as BenchSamples.
 
@@ -283,17 +306,23 @@ def read_hf_parquet(
             raise BenchmarkFileError(f"expected a parquet file at {f}, found nothing")
     out: list[BenchSample] = []
     seen: dict[str, int] = {}
+    guard = RowGuard(on_bad_image, skipped)
+    k = 0  # rows read over all shards: names id-less rows, skipped ones included
     for f in files:
+        row_in_file = 0
         for batch in pq.ParquetFile(f).iter_batches(batch_size=64):
             for row in batch.to_pylist():
                 if limit is not None and len(out) >= limit:
                     return out
-                out.append(_parquet_sample(row, f, len(out), seen, answer_is_index))
+                with guard:
+                    sample = _parquet_sample(row, f, f"{f.name} row {row_in_file}", k, seen, answer_is_index)
+                k, row_in_file = k + 1, row_in_file + 1
+                if not guard.skipped_it:
+                    out.append(sample)
     return out
 
 
-def _parquet_sample(row: dict, f: Path, k: int, seen: dict[str, int], answer_is_index: bool) -> BenchSample:
-    where = f"{f.name} row {k}"
+def _parquet_sample(row: dict, f: Path, where: str, k: int, seen: dict[str, int], answer_is_index: bool) -> BenchSample:
     if "question" not in row:
         raise BenchmarkFormatError(f"{where}: expected a 'question' column, found {sorted(row)}")
     ans_col = next((c for c in _ANSWER_COLUMNS if c in row), None)
@@ -304,9 +333,9 @@ def _parquet_sample(row: dict, f: Path, k: int, seen: dict[str, int], answer_is_
         structs = [v] if _is_image_struct(v) else [x for x in v if _is_image_struct(x)] if isinstance(v, list) else []
         for s in structs:
             if s.get("bytes"):
-                images.append(_decode_image(s["bytes"], f"{where} column {col}"))
+                images.append(decode_image(s["bytes"], f"{where} column {col}"))
             elif s.get("path"):
-                images.append(_open_relative(f.parent, s["path"], f"{where} column {col}"))
+                images.append(open_relative(f.parent, s["path"], f"{where} column {col}"))
         if structs:
             image_cols.append(col)
     id_col = next((c for c in _ID_COLUMNS if row.get(c) is not None), None)
@@ -324,7 +353,7 @@ def _parquet_sample(row: dict, f: Path, k: int, seen: dict[str, int], answer_is_
     options: dict[str, str] = {k_: str(row[k_]) for k_ in OPTION_LETTERS if row.get(k_) not in (None, "")}
     for col in ("options", "choices"):
         if not options and row.get(col) is not None:
-            options = options_from_list(_parse_list(row[col]) or [])
+            options = options_from_list(parse_list(row[col]) or [])
     if not options:
         options = options_from_text(row["question"])
         meta["options_in_question"] = bool(options)
@@ -338,18 +367,22 @@ def _parquet_sample(row: dict, f: Path, k: int, seen: dict[str, int], answer_is_
 # ---------------------------------------------------------------- JSONL + image folder
 
 
-def read_jsonl(path: str | Path, limit: int | None = None) -> list[BenchSample]:
+def read_jsonl(
+    path: str | Path, limit: int | None = None, on_bad_image: str = "error", skipped: list[str] | None = None
+) -> list[BenchSample]:
     """A custom set: one JSON object per line with id, question, answer, image (path relative to the file).
 
     Optional: `images` (a list, instead of `image`), `options` (list or
     {letter: text}; the answer may then be a letter or an option's text),
+    `answers` (every accepted gold answer), `rule` (see `evaluation.custom`),
     `category`; any other keys go to `meta`.
     """
     path = Path(path)
     if not path.is_file():
         raise BenchmarkFileError(f"expected a JSONL file at {path}, found nothing")
+    guard = RowGuard(on_bad_image, skipped)
     out = []
-    for lineno, line in enumerate(_utf8_text(path).splitlines(), 1):
+    for lineno, line in enumerate(utf8_text(path).splitlines(), 1):
         if not line.strip():
             continue
         if limit is not None and len(out) >= limit:
@@ -363,7 +396,10 @@ def read_jsonl(path: str | Path, limit: int | None = None) -> list[BenchSample]:
         if missing or not ("image" in rec or "images" in rec):
             raise BenchmarkFormatError(f"{where}: expected keys id, question, answer, image; missing {missing or ['image']}")
         rels = rec["images"] if "images" in rec else [rec["image"]]
-        images = [_open_relative(path.parent, str(r), where) for r in rels]
+        with guard:
+            images = [open_relative(path.parent, str(r), where) for r in rels]
+        if guard.skipped_it:
+            continue
         opts = rec.get("options") or {}
         options = {str(k).upper(): str(v) for k, v in opts.items()} if isinstance(opts, dict) else options_from_list(opts)
         answer = str(rec["answer"])
@@ -374,16 +410,27 @@ def read_jsonl(path: str | Path, limit: int | None = None) -> list[BenchSample]:
     return out
 
 
-def read_samples(path: str | Path | Iterable[Path], limit: int | None = None, answer_is_index: bool = False) -> list[BenchSample]:
-    """Dispatch on the file suffix: .tsv, .parquet (or a list of shards), .jsonl."""
+def read_samples(
+    path: str | Path | Iterable[Path],
+    limit: int | None = None,
+    answer_is_index: bool = False,
+    on_bad_image: str = "error",
+    skipped: list[str] | None = None,
+) -> list[BenchSample]:
+    """Dispatch on the file suffix: .tsv, .parquet (or a list of shards), .jsonl.
+
+    `on_bad_image`: "error" (default) raises on the first row whose image is
+    missing or does not decode; "skip" leaves such rows out and appends one
+    message per row (file, row, reason) to `skipped`.
+    """
     if not isinstance(path, (str, Path)):
-        return read_hf_parquet(list(path), limit, answer_is_index)
+        return read_hf_parquet(list(path), limit, answer_is_index, on_bad_image, skipped)
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".tsv":
-        return read_vlmeval_tsv(p, limit)
+        return read_vlmeval_tsv(p, limit, on_bad_image, skipped)
     if suffix == ".parquet":
-        return read_hf_parquet(p, limit, answer_is_index)
+        return read_hf_parquet(p, limit, answer_is_index, on_bad_image, skipped)
     if suffix in (".jsonl", ".json"):
-        return read_jsonl(p, limit)
+        return read_jsonl(p, limit, on_bad_image, skipped)
     raise BenchmarkFormatError(f"{p}: expected a .tsv (VLMEvalKit), .parquet (Hugging Face) or .jsonl file, found suffix {suffix!r}")

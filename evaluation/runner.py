@@ -3,128 +3,54 @@
 The entry point `zeroforge eval` and the Dagster `benchmark_scores` asset
 both call. For each benchmark it reads the samples (`evaluation.benchmarks`),
 asks every question greedily through one batched `InferenceEngine`, reads
-the replies with the benchmark's published rule (`evaluation.scorers`) and
-writes the per-sample predictions (id, prompt, reply, extracted, answer,
-correct) to parquet, so anyone can recompute a score. Every score travels
-with its sample count and a 95% interval.
+the replies with the benchmark's published rule (`evaluation.scorers`, or
+`evaluation.custom` for custom sets) and writes the per-sample predictions
+(id, prompt, reply, extracted, answer, correct, extracted_from, rule) to
+parquet, so anyone can recompute a score. Every score travels with its
+sample count and a 95% interval; the report classes live in
+`evaluation.report` and are importable from here too.
 
     report = evaluate_model("/models/Qwen2.5-VL-3B-Instruct",
-                            {"MathVista": "/data/vlmeval", "procedural": None}, "out/eval")
+                            {"MathVista": "/data/vlmeval", "procedural": None}, "out/eval",
+                            progress=True, on_bad_image="skip")
     report["procedural"].score, report["procedural"].ci95, report.to_dict()
+    print(report.text_table())                        # headline + per-category tables
     compare({"base": base_report, "iter3": report})   # leaderboard DataFrame
-    regressed(base_report["MMStar"], report["MMStar"])
 
-Benchmark files are all resolved and read before the model is loaded, so a
-missing file fails in seconds, not after an hour of generation.
+Benchmark files are all resolved and read, every image decoded, before the
+model is loaded, so a missing file or a truncated picture fails in seconds,
+not after an hour of generation. With `progress=True` each benchmark shows a
+bar (samples done, samples/s, time left) on stderr.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from evaluation.answers import Judge
-from evaluation.benchmarks import BenchmarkSpec, load_benchmark
+from evaluation.benchmarks import BenchmarkSpec, find_spec, open_benchmark
 from evaluation.readers import BenchSample
-from evaluation.scorers import Aggregate, Judgement
-from evaluation.stats import Score
+from evaluation.report import (  # noqa: F401  (re-exported: callers import the report classes from here)
+    RATIO_METRICS,
+    REPORT_FILE,
+    SKIPPED_ROWS_KEPT,
+    BenchmarkResult,
+    EvalReport,
+    compare,
+    regressed,
+)
+from evaluation.scorers import Aggregate, Judgement, Scorer
 
-REPORT_FILE = "report.json"
 PREDICTIONS_DIR = "predictions"
-RATIO_METRICS = ("accuracy", "relaxed_accuracy", "f1", "aAcc")  # printed as percentages
-
-
-@dataclass
-class BenchmarkResult:
-    """One benchmark's outcome: headline score with n and 95% CI, sub-scores, prompt, predictions file."""
-
-    name: str
-    metric: str
-    score: float
-    n: int
-    ci95: tuple[float, float]
-    sub_scores: dict[str, dict]
-    prompt: str
-    predictions_path: str
-    source: str
-    max_new_tokens: int
-    seconds: float
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["ci95"] = [round(self.ci95[0], 4), round(self.ci95[1], 4)]
-        d["score"] = round(self.score, 4)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "BenchmarkResult":
-        d = dict(d)
-        d["ci95"] = tuple(d["ci95"])
-        return cls(**d)
-
-    def formatted(self) -> tuple[str, str]:
-        """(score, '[lo, hi]') as printed: percentages for ratios, points for MME."""
-        if self.metric in RATIO_METRICS:
-            return f"{100 * self.score:.1f}%", f"[{100 * self.ci95[0]:.1f}, {100 * self.ci95[1]:.1f}]"
-        return f"{self.score:.1f}", f"[{self.ci95[0]:.1f}, {self.ci95[1]:.1f}]"
-
-
-@dataclass
-class EvalReport:
-    """Results per benchmark plus how they were produced (model, engine, decoding settings)."""
-
-    model: str
-    results: dict[str, BenchmarkResult]
-    settings: dict[str, Any] = field(default_factory=dict)
-    created: str = ""
-
-    def __getitem__(self, name: str) -> BenchmarkResult:
-        if name not in self.results:
-            raise KeyError(f"no result for benchmark {name!r}; this report has {sorted(self.results)}")
-        return self.results[name]
-
-    def to_dict(self) -> dict:
-        return {
-            "model": self.model,
-            "created": self.created,
-            "settings": self.settings,
-            "results": {k: v.to_dict() for k, v in self.results.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "EvalReport":
-        results = {k: BenchmarkResult.from_dict(v) for k, v in d["results"].items()}
-        return cls(d.get("model", "?"), results, dict(d.get("settings", {})), d.get("created", ""))
-
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "EvalReport":
-        path = Path(path)
-        if path.is_dir():
-            path = path / REPORT_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"expected an evaluation report at {path}, found nothing")
-        return cls.from_dict(json.loads(path.read_text()))
-
-    def table(self) -> str:
-        """Plain-text table: benchmark, metric, score, 95% CI, n."""
-        rows = [("benchmark", "metric", "score", "95% CI", "n")]
-        for r in self.results.values():
-            rows.append((r.name, r.metric, *r.formatted(), str(r.n)))
-        widths = [max(len(row[i]) for row in rows) for i in range(5)]
-        lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+PREDICTION_COLUMNS = [
+    "benchmark", "id", "prompt", "reply", "extracted", "answer", "correct",
+    "extracted_from", "rule", "group", "n_images", "meta",
+]  # fmt: skip
 
 
 # ---------------------------------------------------------------- generation
@@ -142,7 +68,12 @@ CHUNK_REQUESTS = 512
 
 
 def generate_replies(
-    engine, samples: Sequence[BenchSample], prompts: Sequence[str], max_new_tokens: int, release_images: bool = False
+    engine,
+    samples: Sequence[BenchSample],
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    release_images: bool = False,
+    bar=None,
 ) -> list[str]:
     """Greedy replies in sample order.
 
@@ -150,6 +81,7 @@ def generate_replies(
     pads to similar sizes (the returned order is the samples' order).
     `release_images`: close each image after its last use, freeing its pixels;
     only for callers that own the samples (the images are unusable afterwards).
+    `bar`: a progress bar (anything with `update(n)`), advanced as replies come.
     """
     from models.generation import GenerationRequest, SamplingParams
 
@@ -157,15 +89,23 @@ def generate_replies(
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=0)
     bs = max(int(getattr(engine, "batch_size", 1) or 1), 1)
     chunk = max(CHUNK_REQUESTS // bs, 1) * bs
+    # A bar moves once per engine call: with one, an engine that batches
+    # (batch_size) is called batch by batch, which it would do inside anyway;
+    # one without (vLLM schedules its own batches) keeps whole chunks.
+    step = bs if bar is not None and hasattr(engine, "batch_size") else chunk
     last_use = {id(img): pos // chunk for pos, i in enumerate(order) for img in samples[i].images}
     replies = [""] * len(samples)
     for c, start in enumerate(range(0, len(order), chunk)):
         part = order[start : start + chunk]
-        outs = engine.generate([GenerationRequest(prompts[i], list(samples[i].images)) for i in part], params)
-        if len(outs) != len(part):
-            raise RuntimeError(f"engine {getattr(engine, 'name', engine)!r} returned {len(outs)} results for {len(part)} requests")
-        for i, out in zip(part, outs):
-            replies[i] = out[0] if out else ""
+        for sub_start in range(0, len(part), step):
+            sub = part[sub_start : sub_start + step]
+            outs = engine.generate([GenerationRequest(prompts[i], list(samples[i].images)) for i in sub], params)
+            if len(outs) != len(sub):
+                raise RuntimeError(f"engine {getattr(engine, 'name', engine)!r} returned {len(outs)} results for {len(sub)} requests")
+            for i, out in zip(sub, outs):
+                replies[i] = out[0] if out else ""
+            if bar is not None:
+                bar.update(len(sub))
         if release_images:
             for i in part:
                 for img in samples[i].images:
@@ -174,7 +114,7 @@ def generate_replies(
     return replies
 
 
-def prediction_rows(name: str, samples, prompts, replies, judgements: Sequence[Judgement]) -> list[dict]:
+def prediction_rows(name: str, samples, prompts, replies, judgements: Sequence[Judgement], scorer: Scorer | None = None) -> list[dict]:
     rows = []
     for s, p, r, j in zip(samples, prompts, replies, judgements):
         group = next((str(s.meta[k]) for k in ("task_type", "split", "category") if s.meta.get(k) not in (None, "")), "")
@@ -187,6 +127,8 @@ def prediction_rows(name: str, samples, prompts, replies, judgements: Sequence[J
                 "extracted": j.extracted,
                 "answer": s.answer,
                 "correct": bool(j.correct),
+                "extracted_from": j.extracted_from,
+                "rule": scorer.rule_of(s) if scorer is not None else "",
                 "group": group,
                 "n_images": len(s.images),
                 "meta": json.dumps(s.meta, default=str, ensure_ascii=False),
@@ -199,7 +141,7 @@ def write_predictions(rows: list[dict], path: Path) -> Path:
     import pandas as pd
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    df = pd.DataFrame(rows, columns=["benchmark", "id", "prompt", "reply", "extracted", "answer", "correct", "group", "n_images", "meta"])
+    df = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     df["extracted"] = df["extracted"].astype("string")  # None stays null, others are text
     df.to_parquet(path, index=False)
     return path
@@ -215,21 +157,28 @@ def evaluate_samples(
     judge: Judge | None = None,
     seed: int = 0,
     release_images: bool = False,
+    *,
+    progress: bool = False,
+    skipped: Sequence[str] = (),
 ) -> BenchmarkResult:
     """Ask, score and record one benchmark's samples with an already-built engine.
 
     `release_images` frees each image's pixels after its last use (see
     `generate_replies`); `evaluate_model` sets it, since it owns its samples.
+    `progress`: a bar on stderr. `skipped`: the rows the reader left out, kept
+    in the result (count and the first `SKIPPED_ROWS_KEPT`).
     """
     t0 = time.monotonic()
     scorer = spec.scorer
     tokens = max_new_tokens or scorer.max_new_tokens
     prompts = [scorer.prompt(s) for s in samples]
-    replies = generate_replies(engine, samples, prompts, tokens, release_images)
+    with _bar(spec.name, len(samples), progress) as bar:
+        replies = generate_replies(engine, samples, prompts, tokens, release_images, bar if progress else None)
     judgements = [scorer.judge_reply(s, r, judge) for s, r in zip(samples, replies)]
     agg: Aggregate = scorer.aggregate(samples, judgements, seed)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in spec.name)
-    path = write_predictions(prediction_rows(spec.name, samples, prompts, replies, judgements), Path(out_dir) / PREDICTIONS_DIR / f"{safe}.parquet")
+    rows = prediction_rows(spec.name, samples, prompts, replies, judgements, scorer)
+    path = write_predictions(rows, Path(out_dir) / PREDICTIONS_DIR / f"{safe}.parquet")
     return BenchmarkResult(
         name=spec.name,
         metric=agg.metric,
@@ -242,7 +191,24 @@ def evaluate_samples(
         source=source,
         max_new_tokens=tokens,
         seconds=round(time.monotonic() - t0, 3),
+        skipped=len(skipped),
+        skipped_rows=list(skipped[:SKIPPED_ROWS_KEPT]),
     )
+
+
+def _bar(name: str, total: int, enabled: bool):
+    """A tqdm bar for one benchmark: samples done of total, samples/s, time left."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total, desc=name, unit=" samples", disable=not enabled, file=sys.stderr, dynamic_ncols=True,
+        bar_format="{desc}: {n_fmt}/{total_fmt} samples |{bar}| {rate_fmt}, elapsed {elapsed}, ETA {remaining}",
+    )
+
+
+def _say(enabled: bool, text: str) -> None:
+    if enabled:
+        print(text, file=sys.stderr, flush=True)
 
 
 def _engine_for(model_dir_or_engine, batch_size: int, device: str | None, progress: bool):
@@ -252,7 +218,8 @@ def _engine_for(model_dir_or_engine, batch_size: int, device: str | None, progre
     from models.loading import load_vlm
 
     model, processor = load_vlm(model_dir_or_engine, device=device)
-    return TransformersEngine(model, processor, batch_size=batch_size, progress=progress), str(model_dir_or_engine)
+    # The engine's own per-call bar stays off: evaluate_model shows one bar per benchmark.
+    return TransformersEngine(model, processor, batch_size=batch_size, progress=False), str(model_dir_or_engine)
 
 
 def evaluate_model(
@@ -267,6 +234,8 @@ def evaluate_model(
     judge: Judge | None = None,
     seed: int = 0,
     progress: bool = False,
+    on_bad_image: str = "error",
+    rules: Mapping[str, str] | None = None,
 ) -> EvalReport:
     """Score a model on benchmarks {name: path or None} and write predictions + report.json into `out_dir`.
 
@@ -274,28 +243,49 @@ def evaluate_model(
     `models.loading.load_vlm`, batched by `batch_size`) or any
     `InferenceEngine` (used as is). `limit`: the first N samples of each
     benchmark. `judge`: optional answer-extraction plug-in (off by default).
-    `seed`: seeds the bootstrap intervals.
+    `seed`: seeds the bootstrap intervals. `progress`: say on stderr what is
+    read and loaded, and show a bar per benchmark. `on_bad_image`: "error"
+    (stop, before the model is loaded, at a row whose image is missing or
+    does not decode) or "skip" (leave such rows out; counted and listed in
+    the result, report.json and, with `progress`, on stderr). `rules`:
+    {custom set name: rule} for its questions without options (see
+    `evaluation.custom.RULES_HELP`).
     """
     if not benchmarks:
         raise ValueError("expected at least one benchmark, e.g. {'procedural': None}")
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, found {batch_size}")
+    rule_of = _rules_by_benchmark(rules or {}, benchmarks)
     if isinstance(model_dir_or_engine, (str, Path)):
         from models.loading import check_model_dir
 
         check_model_dir(model_dir_or_engine)  # a wrong path fails before any benchmark is read
-    loaded = [load_benchmark(name, path, limit) for name, path in benchmarks.items()]
-    names = [spec.name for spec, _, _ in loaded]
+    loaded = []
+    for name, path in benchmarks.items():
+        _say(progress, f"reading {name} from {path} (decoding every image) ..." if path else f"preparing {name} ...")
+        b = open_benchmark(name, path, limit, on_bad_image=on_bad_image, rule=rule_of.get(name))
+        _say(progress, f"{b.spec.name}: {len(b.samples)} samples from {b.source}" + (f", {len(b.skipped)} rows skipped" if b.skipped else ""))
+        for row in b.skipped[:3]:
+            _say(progress, f"  skipped {row}")
+        if len(b.skipped) > 3:
+            _say(progress, f"  ... and {len(b.skipped) - 3} more (listed in {REPORT_FILE})")
+        loaded.append(b)
+    names = [b.spec.name for b in loaded]
     if len(set(names)) != len(names):
         raise ValueError(f"each benchmark may appear once, found {names}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)  # only once every benchmark was found
+    if isinstance(model_dir_or_engine, (str, Path)):
+        _say(progress, f"loading model {model_dir_or_engine} ...")
     engine, model_label = _engine_for(model_dir_or_engine, batch_size, device, progress)
     t0 = time.monotonic()
     results = {
-        spec.name: evaluate_samples(engine, spec, samples, out, source, max_new_tokens, judge, seed, release_images=True)
-        for spec, source, samples in loaded
-    }
+        b.spec.name: evaluate_samples(
+            engine, b.spec, b.samples, out, b.source, max_new_tokens, judge, seed,
+            release_images=True, progress=progress, skipped=b.skipped,
+        )
+        for b in loaded
+    }  # fmt: skip
     report = EvalReport(
         model=model_label,
         results=results,
@@ -307,6 +297,8 @@ def evaluate_model(
             "max_new_tokens": max_new_tokens,
             "judge": getattr(judge, "__name__", repr(judge)) if judge else None,
             "bootstrap_seed": seed,
+            "on_bad_image": on_bad_image,
+            "rules": dict(rule_of),
             "seconds": round(time.monotonic() - t0, 2),
         },
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -315,74 +307,16 @@ def evaluate_model(
     return report
 
 
-# ---------------------------------------------------------------- comparing reports
-
-
-def _as_report(r) -> EvalReport:
-    if isinstance(r, EvalReport):
-        return r
-    if isinstance(r, Mapping):
-        return EvalReport.from_dict(r)
-    return EvalReport.load(r)
-
-
-def compare(reports_by_label: Mapping[str, Any]):
-    """Leaderboard: one row per benchmark, columns (label, score | ci_low | ci_high | n | regressed).
-
-    Reports may be `EvalReport`s, their `.to_dict()`, or paths to report.json
-    (or its folder). The first label is the baseline: every later label gets
-    a `regressed` column (see `regressed`). A benchmark a report lacks is NaN.
-    """
-    import pandas as pd
-
-    if not reports_by_label:
-        raise ValueError("compare needs at least one report")
-    reports = {label: _as_report(r) for label, r in reports_by_label.items()}
-    benches = list(dict.fromkeys(b for r in reports.values() for b in r.results))
-    labels = list(reports)
-    base = reports[labels[0]]
-    data: dict[tuple[str, str], list] = {}
-    for i, label in enumerate(labels):
-        res = reports[label].results
-        data[(label, "score")] = [res[b].score if b in res else math.nan for b in benches]
-        data[(label, "ci_low")] = [res[b].ci95[0] if b in res else math.nan for b in benches]
-        data[(label, "ci_high")] = [res[b].ci95[1] if b in res else math.nan for b in benches]
-        data[(label, "n")] = [res[b].n if b in res else pd.NA for b in benches]
-        if i > 0:
-            data[(label, "regressed")] = [
-                regressed(base.results[b], res[b]) if b in res and b in base.results else pd.NA for b in benches
-            ]
-    df = pd.DataFrame(data, index=pd.Index(benches, name="benchmark"))
-    df.columns = pd.MultiIndex.from_tuples(df.columns, names=["label", "field"])
-    return df
-
-
-def _score_ci(x) -> tuple[float, tuple[float, float]]:
-    if isinstance(x, (BenchmarkResult, Score)):
-        value = x.score if isinstance(x, BenchmarkResult) else x.value
-        return float(value), (float(x.ci95[0]), float(x.ci95[1]))
-    if isinstance(x, Mapping):
-        value = x.get("score", x.get("accuracy"))
-        if value is None or "ci95" not in x:
-            raise ValueError(f"expected a dict with 'score' (or 'accuracy') and 'ci95', found keys {sorted(x)}")
-        return float(value), (float(x["ci95"][0]), float(x["ci95"][1]))
-    if isinstance(x, Sequence) and len(x) == 2:
-        return float(x[0]), (float(x[1][0]), float(x[1][1]))
-    raise TypeError(f"expected a BenchmarkResult, Score, {{'score', 'ci95'}} dict or (score, (lo, hi)), found {type(x).__name__}")
-
-
-def regressed(prev, cur) -> bool:
-    """True when `cur` dropped below `prev` by more than the two intervals allow.
-
-    Each argument is a score with its 95% interval (BenchmarkResult, Score,
-    {'score', 'ci95'} dict or (score, (lo, hi))). The drop must exceed
-    sqrt(a^2 + b^2), where a is prev's lower half-width and b cur's upper
-    half-width: the usual 95% test for a difference of two independent
-    estimates, less jumpy than "below prev's interval" and less blind than
-    "intervals do not overlap".
-    """
-    p, (p_lo, _) = _score_ci(prev)
-    c, (_, c_hi) = _score_ci(cur)
-    drop = p - c
-    margin = math.hypot(max(p - p_lo, 0.0), max(c_hi - c, 0.0))
-    return drop > margin
+def _rules_by_benchmark(rules: Mapping[str, str], benchmarks: Mapping[str, object]) -> dict[str, str]:
+    """{benchmark key as given: rule}; a rule naming no listed benchmark, or a known one, is an error now."""
+    by_lower = {name.strip().lower(): name for name in benchmarks}
+    out = {}
+    for name, rule in rules.items():
+        key = by_lower.get(name.strip().lower())
+        if key is None:
+            raise ValueError(f"--rule {name}={rule}: no benchmark {name!r} among {list(benchmarks)}")
+        spec = find_spec(key)
+        if spec is not None:
+            raise ValueError(f"--rule {name}={rule}: {spec.name} is scored by its published rule; rules apply to custom sets")
+        out[key] = rule
+    return out

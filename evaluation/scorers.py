@@ -1,10 +1,11 @@
 """Benchmark scorers: the prompt a sample is asked with, what a reply counts as, and the metrics.
 
 One class per scoring family in the shared reference (docs/benchmarks.md):
-multiple choice (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU, custom sets),
+multiple choice (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU),
 ChartQA relaxed accuracy, MathVista, the yes/no sets (POPE's F1, MME's
 acc + acc+ sums, HallusionBench's aAcc / qAcc / fAcc) and the procedural
-held-out set. `evaluation.benchmarks` picks a scorer per benchmark name; the
+held-out set; custom sets have theirs in `evaluation.custom`, one rule per
+question. `evaluation.benchmarks` picks a scorer per benchmark name; the
 runner calls, for every sample, `prompt(sample)`, then `judge_reply(sample,
 reply)`, and once per benchmark `aggregate(samples, judgements)`.
 
@@ -26,26 +27,31 @@ import numpy as np
 
 from evaluation.answers import (
     Judge,
+    boxed_option,
     chartqa_correct,
-    exact_match,
+    choose_option,
     gold_yes_no,
-    infer_option,
-    mathvista_correct,
-    yes_no,
+    mathvista_judgement,
+    open_answer,
+    same_number_or_text,
+    short_answer_from,
+    yes_no_from,
 )
 from evaluation.readers import BenchSample
 from evaluation.stats import Score, bootstrap_intervals
-from models.formats import extract_choice, solver_prompt
+from models.formats import solver_prompt
 
 BOOTSTRAP_RESAMPLES = 1000
 
 
 @dataclass(frozen=True)
 class Judgement:
-    """What one reply was read as, and whether that is right."""
+    """What one reply was read as, whether that is right, and where in the reply it was found
+    (one of `evaluation.answers.EXTRACTED_FROM`)."""
 
     extracted: str | None
     correct: bool
+    extracted_from: str = ""
 
 
 @dataclass
@@ -86,6 +92,11 @@ class Scorer:
     max_new_tokens = 16
     prompt_template = "{question}"
     breakdown_keys: tuple[str, ...] = ("category",)
+    rule_name = ""  # the predictions' `rule` column
+
+    def rule_of(self, s: BenchSample) -> str:
+        """The name of the rule that judges sample `s`."""
+        return self.rule_name
 
     def prompt(self, s: BenchSample) -> str:
         raise NotImplementedError
@@ -106,13 +117,17 @@ SHORT_INSTRUCTION = "Answer with a single word or number."
 
 
 class MultipleChoiceScorer(Scorer):
-    """Option-letter inference (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU, custom sets).
+    """Option-letter inference (MMStar, AI2D, ScienceQA, RealWorldQA, MMMU).
 
-    A sample without options (MMMU's open questions, a custom free-form set)
+    A sample without options (MMMU's open questions)
     is asked for a short answer and scored by exact / numeric match.
     """
 
     prompt_template = f"[Hint: {{hint}}\\n]{{question}}\\n{{A. option}}...\\n{MC_INSTRUCTION}  (no options: {{question}}\\n{SHORT_INSTRUCTION})"
+    rule_name = "choice"
+
+    def rule_of(self, s: BenchSample) -> str:
+        return "choice" if s.options else "exact"
 
     def prompt(self, s: BenchSample) -> str:
         hint = _meta_text(s, "hint")
@@ -128,29 +143,31 @@ class MultipleChoiceScorer(Scorer):
 
     def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
         if not s.options:
-            pred, ok = exact_match(reply, s.answer)
-            return Judgement(pred, ok)
-        letter = infer_option(reply, s.options, judge, s.question)
-        return Judgement(letter, letter is not None and letter == s.answer.strip().upper())
+            pred, source = open_answer(reply)
+            return Judgement(pred, same_number_or_text(pred, s.answer), source)
+        letter, source = choose_option(reply, s.options, judge, s.question)
+        return Judgement(letter, letter is not None and letter == s.answer.strip().upper(), source)
 
 
 class ExactScorer(Scorer):
     """Free-form short answers: numbers by value ('3.0' == '3'), text case-insensitively."""
 
     prompt_template = f"{{question}}\\n{SHORT_INSTRUCTION}"
+    rule_name = "exact"
 
     def prompt(self, s: BenchSample) -> str:
         return f"{s.question.strip()}\n{SHORT_INSTRUCTION}"
 
     def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
-        pred, ok = exact_match(reply, s.answer)
-        return Judgement(pred, ok)
+        pred, source = open_answer(reply)
+        return Judgement(pred, same_number_or_text(pred, s.answer), source)
 
 
 class ChartQAScorer(Scorer):
     """Relaxed accuracy: 5% relative tolerance on numbers (x% = x/100), else exact; max over golds."""
 
     metric = "relaxed_accuracy"
+    rule_name = "relaxed"
     breakdown_keys = ("type", "category")
     prompt_template = f"{{question}}\\n{SHORT_INSTRUCTION}"
 
@@ -160,13 +177,14 @@ class ChartQAScorer(Scorer):
     def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
         golds = s.meta.get("answers") or [s.answer]
         pred, ok = chartqa_correct(reply, [str(g) for g in golds])
-        return Judgement(pred, ok)
+        return Judgement(pred, ok, short_answer_from(reply)[1])
 
 
 class MathVistaScorer(Scorer):
     """MathVista: extraction, normalisation by answer type and precision, exact comparison."""
 
     max_new_tokens = 32
+    rule_name = "mathvista"
     breakdown_keys = ("question_type",)
     INSTRUCTIONS = {
         "multi_choice": MC_INSTRUCTION,
@@ -199,8 +217,8 @@ class MathVistaScorer(Scorer):
 
     def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
         choices, qtype, atype, precision = self._fields(s)
-        pred, ok = mathvista_correct(reply, s.answer, choices, qtype, atype, precision, judge)
-        return Judgement(pred, ok)
+        pred, ok, source = mathvista_judgement(reply, s.answer, choices, qtype, atype, precision, judge)
+        return Judgement(pred, ok, source)
 
     def aggregate(self, samples, judgements, seed: int = 0) -> Aggregate:
         agg = super().aggregate(samples, judgements, seed)
@@ -218,6 +236,7 @@ class YesNoScorer(Scorer):
     """Replies read as yes / no / unknown; unknown is always wrong."""
 
     max_new_tokens = 8
+    rule_name = "yesno"
     prompt_template = f"{{question}}\\n{YES_NO_INSTRUCTION}  (not appended when the question already asks for yes or no)"
 
     def prompt(self, s: BenchSample) -> str:
@@ -225,8 +244,8 @@ class YesNoScorer(Scorer):
         return q if "yes or no" in q.lower() else f"{q}\n{YES_NO_INSTRUCTION}"
 
     def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
-        pred = yes_no(reply)
-        return Judgement(pred, pred == gold_yes_no(s.answer, f"sample {s.id}"))
+        pred, source = yes_no_from(reply)
+        return Judgement(pred, pred == gold_yes_no(s.answer, f"sample {s.id}"), source)
 
 
 def binary_metrics(pred_yes: np.ndarray, gold_yes: np.ndarray, correct: np.ndarray) -> dict[str, float]:
@@ -382,9 +401,11 @@ class HallusionBenchScorer(YesNoScorer):
 
 
 class ProceduralScorer(Scorer):
-    """The world's held-out questions: Solver prompt, `\\boxed{letter}` answer, exact letter match."""
+    """The world's held-out questions: Solver prompt, the last `\\boxed{}` holding the right letter
+    (or that option's text: `evaluation.answers.boxed_option`); without a box the reply is wrong."""
 
     max_new_tokens = 16  # room for the warm start's "<option text> \boxed{X}"
+    rule_name = "boxed_choice"
     breakdown_keys = ("task_type",)
     prompt_template = "models.formats.solver_prompt(question, options): {question}\\nA. ...\\nD. ...\\nAnswer with the option letter in \\boxed{}."
 
@@ -392,8 +413,8 @@ class ProceduralScorer(Scorer):
         return solver_prompt(s.question, list(s.options.values()))
 
     def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
-        letter = extract_choice(reply)
-        return Judgement(letter, letter is not None and letter == s.answer)
+        letter, source = boxed_option(reply, s.options)
+        return Judgement(letter, letter is not None and letter == s.answer, source)
 
     def aggregate(self, samples, judgements, seed: int = 0) -> Aggregate:
         agg = super().aggregate(samples, judgements, seed)

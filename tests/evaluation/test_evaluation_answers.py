@@ -6,15 +6,21 @@ import pytest
 
 import evaluation.answers
 from evaluation.answers import (
+    EXTRACTED_FROM,
     chartqa_correct,
+    choose_option,
     exact_match,
     gold_yes_no,
     infer_option,
     levenshtein,
     mathvista_correct,
+    mathvista_judgement,
+    open_answer,
     relaxed_match,
     short_answer,
+    short_answer_from,
     yes_no,
+    yes_no_from,
 )
 
 
@@ -75,6 +81,54 @@ OPTS = {"A": "red", "B": "blue circle", "C": "green", "D": "3"}
 )
 def test_infer_option(reply, expected):
     assert infer_option(reply, OPTS) == expected
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        # a letter in the box, in the forms models write
+        ("\\boxed{B}", ("B", "boxed_letter")),
+        ("\\boxed{(c)}", ("C", "boxed_letter")),
+        ("\\boxed{B.}", ("B", "boxed_letter")),
+        ("\\boxed{B. blue circle}", ("B", "boxed_letter")),
+        ("\\boxed{(A) red}", ("A", "boxed_letter")),
+        # an option's text in the box: exact after VQA normalisation
+        ("It is blue. \\boxed{blue circle}", ("B", "boxed_option_text")),
+        ("\\boxed{The blue circle.}", ("B", "boxed_option_text")),
+        ("\\boxed{Green}", ("C", "boxed_option_text")),
+        ("\\boxed{3}", ("D", "boxed_option_text")),  # a number option, not a letter
+        ("\\boxed{three}", ("D", "boxed_option_text")),  # number words read as digits
+        ("A \\boxed{blue circle}", ("B", "boxed_option_text")),  # the box wins over a stray letter
+        # else the one option containing it (or contained in it), as whole words
+        ("\\boxed{circle}", ("B", "boxed_option_contained")),
+        ("\\boxed{a red one}", ("A", "boxed_option_contained")),
+        # a box naming no option: VLMEvalKit's rule on the whole reply
+        ("\\boxed{purple}", (None, "none")),
+        ("\\boxed{E}", (None, "none")),
+        ("\\boxed{}", (None, "none")),
+        ("I pick B", ("B", "letter")),
+        ("It is the blue circle.", ("B", "option_text")),
+        ("", (None, "none")),
+    ],
+)
+def test_choose_option_reads_boxed_letters_and_option_texts(reply, expected):
+    assert choose_option(reply, OPTS) == expected
+    assert expected[1] in EXTRACTED_FROM
+
+
+@pytest.mark.parametrize(
+    "options, reply, expected",
+    [
+        ({"A": "red", "B": "dark red"}, "\\boxed{red}", ("A", "boxed_option_text")),  # exact before containment
+        ({"A": "red", "B": "dark red"}, "\\boxed{Dark red}", ("B", "boxed_option_text")),
+        ({"A": "dark red", "B": "dark blue"}, "\\boxed{dark}", (None, "none")),  # contained in both
+        ({"A": "red", "B": "reddish"}, "\\boxed{red}", ("A", "boxed_option_text")),
+        ({"A": "reddish", "B": "blue"}, "\\boxed{red}", (None, "none")),  # whole words only
+        ({"A": "Red", "B": "red"}, "\\boxed{red}", (None, "none")),  # two options read the same
+    ],
+)
+def test_boxed_option_text_must_name_one_option(options, reply, expected):
+    assert choose_option(reply, options) == expected
 
 
 def test_infer_option_text_must_be_unique():
@@ -138,8 +192,45 @@ def test_short_answer(reply, expected):
 
 
 @pytest.mark.parametrize(
+    "reply, expected",
+    [
+        ("\\boxed{42} is it", ("42", "boxed")),
+        ("so the answer is: \"blue\".", ("blue", "answer_is")),
+        ("Blue.", ("Blue", "whole_reply")),
+    ],
+)
+def test_short_answer_from_says_where(reply, expected):
+    assert short_answer_from(reply) == expected
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        # a box holding only a letter is no answer where there are no options: the stated one is
+        ("a circle \\boxed{B}", ("a circle", "text_beside_boxed_letter")),
+        ("blue \\boxed{(b)}", ("blue", "text_beside_boxed_letter")),
+        ("The answer is circle. \\boxed{C}", ("circle", "text_beside_boxed_letter")),
+        ("\\boxed{B}", ("B", "boxed")),  # nothing else said: B is the answer
+        ("\\boxed{B} **", ("B", "boxed")),
+        ("\\boxed{circle}", ("circle", "boxed")),
+        ("circle \\boxed{a circle}", ("a circle", "boxed")),
+        ("The answer is 3.", ("3", "answer_is")),
+        ("Circle.", ("Circle", "whole_reply")),
+    ],
+)
+def test_open_answer(reply, expected):
+    assert open_answer(reply) == expected
+
+
+@pytest.mark.parametrize("reply, expected", [("Yes, it does", ("yes", "yes_no_words")), ("maybe", ("unknown", "none"))])
+def test_yes_no_from(reply, expected):
+    assert yes_no_from(reply) == expected
+
+
+@pytest.mark.parametrize(
     "reply, gold, correct",
     [
+        ("a circle \\boxed{B}", "a circle", True),
         ("3.0", "3", True),
         ("The answer is 3.0", "3", True),
         ("\\boxed{42}", "42", True),
@@ -181,6 +272,22 @@ LIST = dict(choices=[], question_type="free_form", answer_type="list", precision
 )
 def test_mathvista(reply, gold, item, extracted, correct):
     assert mathvista_correct(reply, gold, **item) == (extracted, correct)
+
+
+@pytest.mark.parametrize(
+    "reply, gold, item, source",
+    [
+        ("4", "4", MC, "equals_choice"),
+        ("(B)", "4", MC, "whole_reply"),
+        ("3.0", "3", INT, "number"),
+        ("The answer is 3.0", "3", INT, "answer_is"),
+        ("seven apples", "7", INT, "none"),
+        ("", "4", MC, "none"),
+    ],
+)
+def test_mathvista_says_where_it_read_the_answer(reply, gold, item, source):
+    pred, ok, where = mathvista_judgement(reply, gold, **item)
+    assert where == source and (pred, ok) == mathvista_correct(reply, gold, **item)
 
 
 def test_mathvista_judge_extracts_when_the_rule_cannot():

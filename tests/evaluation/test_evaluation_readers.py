@@ -76,7 +76,7 @@ def test_tsv_limit_reads_first_rows_but_resolves_later_references(tmp_path):
 @pytest.mark.parametrize(
     "rows, message",
     [
-        ([dict(MC_ROWS[1], image="99")], "index reference"),
+        ([dict(MC_ROWS[1], image="99")], "neither base64 image data .* nor the index of another row"),
         ([dict(MC_ROWS[0], image="x" * 100)], "image"),
         ([{"index": 1, "image": b64("red"), "question": "q"}], "answer"),
     ],

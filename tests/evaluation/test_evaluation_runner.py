@@ -7,7 +7,7 @@ import pytest
 
 from evaluation.benchmarks import load_benchmark
 from evaluation.procedural import EVAL_SEED_BASE, default_seed, procedural_samples
-from evaluation.readers import BenchmarkFileError, BenchSample
+from evaluation.readers import BenchmarkFileError, BenchmarkFormatError, BenchSample
 from evaluation.runner import BenchmarkResult, EvalReport, compare, evaluate_model, regressed
 from evaluation.stats import Score
 from models.formats import solver_prompt
@@ -52,7 +52,7 @@ def test_procedural_benchmark_end_to_end(tmp_path):
     params = engine.calls[0][1]
     assert params.temperature == 0.0 and params.n == 1  # greedy, deterministic
     df = pd.read_parquet(res.predictions_path)
-    assert list(df.columns[:7]) == ["benchmark", "id", "prompt", "reply", "extracted", "answer", "correct"]
+    assert list(df.columns[:9]) == ["benchmark", "id", "prompt", "reply", "extracted", "answer", "correct", "extracted_from", "rule"]
     assert len(df) == 24 and dict(zip(df["id"], df["correct"])) == right  # replies map back to their sample
     assert df["correct"].mean() == res.score
     assert set(df["group"]) <= set(res.sub_scores)  # per task type breakdown
@@ -168,3 +168,90 @@ def test_regressed(prev, cur, expected):
 def test_regressed_rejects_scores_without_interval():
     with pytest.raises(ValueError, match="ci95"):
         regressed({"score": 0.5}, {"score": 0.4, "ci95": [0.3, 0.5]})
+
+
+def test_progress_bars_and_status_on_stderr(tmp_path, capsys):
+    write_tsv(tmp_path / "MMStar.tsv", MC_ROWS)
+    engine = ScriptedEngine({}, default="\\boxed{A}")
+    engine.batch_size = 2
+    evaluate_model(engine, {"MMStar": tmp_path, "procedural": None}, tmp_path / "out", limit=5, progress=True)
+    err = capsys.readouterr().err
+    assert "reading MMStar from" in err and "MMStar: 3 samples from" in err
+    assert "MMStar: 3/3 samples" in err and "procedural: 5/5 samples" in err
+    assert "samples/s" in err and "ETA" in err
+    # one engine call per batch of 2 while a bar is shown
+    assert [n for n, _ in engine.calls] == [2, 1, 2, 2, 1]
+
+
+def test_no_progress_is_silent(tmp_path, capsys):
+    evaluate_model(ScriptedEngine({}), {"procedural": None}, tmp_path, limit=3)
+    assert capsys.readouterr().err == ""
+
+
+def test_predictions_say_where_each_answer_came_from(tmp_path):
+    write_tsv(tmp_path / "MMStar.tsv", MC_ROWS)
+    replies = {0: "\\boxed{red}", 1: "B", 2: "I cannot tell"}
+    samples = load_benchmark("MMStar", tmp_path)[2]
+    from evaluation.benchmarks import find_spec
+
+    scorer = find_spec("MMStar").scorer
+    table = {(scorer.prompt(s), tuple(img.tobytes() for img in s.images)): replies[i] for i, s in enumerate(samples)}
+    report = evaluate_model(ScriptedEngine(table), {"MMStar": tmp_path}, tmp_path / "out")
+    df = pd.read_parquet(report["MMStar"].predictions_path)
+    assert list(df["extracted_from"]) == ["boxed_option_text", "letter", "none"]
+    assert list(df["extracted"].fillna("-")) == ["A", "B", "-"] and list(df["rule"]) == ["choice"] * 3
+    assert list(df["correct"]) == [True, True, False]
+
+
+def test_skipped_rows_reach_report_json_and_the_printout(tmp_path, capsys):
+    from test_evaluation_bad_input import truncated_png_b64
+
+    rows = [dict(MC_ROWS[0]), dict(MC_ROWS[0], index=20, image=truncated_png_b64()), dict(MC_ROWS[1], index=21, image="20")]
+    write_tsv(tmp_path / "MMStar.tsv", rows)
+    report = evaluate_model(ScriptedEngine({}), {"MMStar": tmp_path}, tmp_path / "out", on_bad_image="skip", progress=True)
+    assert report["MMStar"].n == 1 and report["MMStar"].skipped == 2
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert saved["results"]["MMStar"]["skipped"] == 2 and saved["settings"]["on_bad_image"] == "skip"
+    assert saved["results"]["MMStar"]["skipped_rows"][1].startswith("MMStar.tsv row index=21 (image of row index=20): ")
+    err = capsys.readouterr().err
+    assert "MMStar: 1 samples from" in err and "2 rows skipped" in err and "skipped MMStar.tsv row index=20: " in err
+    assert "MMStar: 2 rows skipped (image missing or unreadable):" in report.text_table()
+
+
+def test_bad_image_stops_before_the_engine_and_writes_nothing(tmp_path):
+    from test_evaluation_bad_input import truncated_png_b64
+
+    write_tsv(tmp_path / "MMStar.tsv", [dict(MC_ROWS[0]), dict(MC_ROWS[0], index=20, image=truncated_png_b64())])
+    engine = ScriptedEngine({})
+    with pytest.raises(BenchmarkFormatError, match=r"^MMStar\.tsv row index=20: "):
+        evaluate_model(engine, {"procedural": None, "MMStar": tmp_path}, tmp_path / "out", limit=2)
+    assert engine.calls == [] and not (tmp_path / "out").exists()
+
+
+def test_rules_reach_custom_sets(tmp_path):
+    from test_evaluation_custom import MIXED, write_set
+
+    write_set(tmp_path, MIXED)
+    engine = ScriptedEngine({}, default="2.0")
+    report = evaluate_model(engine, {"MySet": tmp_path}, tmp_path / "out", rules={"myset": "exact"})
+    df = pd.read_parquet(report["MySet"].predictions_path)
+    assert dict(zip(df["id"], df["rule"])) == {"mc": "choice", "yn": "exact", "open": "exact", "count": "exact", "own": "relaxed"}
+    assert dict(zip(df["id"], df["correct"]))["count"]  # "2.0" equals 2 by value under rule exact
+    assert report.settings["rules"] == {"MySet": "exact"}
+
+
+@pytest.mark.parametrize(
+    "rules, message",
+    [({"Other": "vqa"}, "no benchmark 'Other' among"), ({"procedural": "vqa"}, "procedural is scored by its published rule")],
+)
+def test_rules_for_unlisted_or_known_benchmarks_are_refused(tmp_path, rules, message):
+    with pytest.raises(ValueError, match=message):
+        evaluate_model(ScriptedEngine({}), {"procedural": None}, tmp_path, limit=2, rules=rules)
+
+
+def test_model_directory_with_progress(tiny_model_dir, tmp_path, capsys):
+    report = evaluate_model(tiny_model_dir, {"procedural": None}, tmp_path, batch_size=2, limit=3, progress=True, device="cpu")
+    err = capsys.readouterr().err
+    assert f"loading model {tiny_model_dir}" in err and "procedural: 3/3 samples" in err
+    assert "generate x1" not in err  # the engine's own per-call bar stays off
+    assert report["procedural"].n == 3 and "procedural by category" in report.text_table()

@@ -6,6 +6,7 @@ from evaluation.readers import BenchSample
 from evaluation.scorers import (
     ChartQAScorer,
     HallusionBenchScorer,
+    Judgement,
     MathVistaScorer,
     MMEScorer,
     MultipleChoiceScorer,
@@ -163,7 +164,35 @@ def test_procedural_needs_a_boxed_letter():
     assert scorer.prompt(samples[0]).endswith("Answer with the option letter in \\boxed{}.")
     judgements, agg = run(scorer, samples, ["\\boxed{B}", "B", "\\boxed{(b)}"])
     assert [j.correct for j in judgements] == [True, False, True]
+    assert [j.extracted_from for j in judgements] == ["boxed_letter", "none", "boxed_letter"]
     assert agg.sub_scores["color"]["score"] == 0.5 and agg.sub_scores["shape"]["n"] == 1 and "kind:shapes" in agg.sub_scores
+
+
+@pytest.mark.parametrize(
+    "reply, extracted, correct, source",
+    [
+        ("blue \\boxed{B}", "B", True, "boxed_letter"),
+        ("\\boxed{blue}", "B", True, "boxed_option_text"),  # the option's text, mapped to its letter
+        ("\\boxed{Blue.}", "B", True, "boxed_option_text"),
+        ("\\boxed{green}", "C", False, "boxed_option_text"),
+        ("\\boxed{purple}", None, False, "none"),
+        ("blue", None, False, "none"),  # no box, no answer
+    ],
+)
+def test_procedural_accepts_a_boxed_option_text(reply, extracted, correct, source):
+    s = sample(0, "B", dict(zip("ABCD", ["red", "blue", "green", "pink"])), task_type="color")
+    assert ProceduralScorer().judge_reply(s, reply) == Judgement(extracted, correct, source)
+
+
+def test_judgements_say_where_the_answer_was_found():
+    opts = {"A": "cat", "B": "dog"}
+    mc = MultipleChoiceScorer()
+    assert mc.judge_reply(sample(0, "B", opts), "\\boxed{dog}") == Judgement("B", True, "boxed_option_text")
+    assert mc.judge_reply(sample(1, "B", opts), "(B)") == Judgement("B", True, "letter")
+    assert mc.judge_reply(sample(2, "a circle"), "a circle \\boxed{B}") == Judgement("a circle", True, "text_beside_boxed_letter")
+    assert PopeScorer().judge_reply(sample(3, "yes"), "Yes, it is.") == Judgement("yes", True, "yes_no_words")
+    assert ChartQAScorer().judge_reply(sample(4, "12"), "The answer is 12") == Judgement("12", True, "answer_is")
+    assert (mc.rule_of(sample(0, "B", opts)), mc.rule_of(sample(2, "x")), PopeScorer().rule_of(sample(3, "yes"))) == ("choice", "exact", "yesno")
 
 
 def test_stratified_bootstrap_keeps_stratum_sizes():
