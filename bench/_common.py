@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import models  # noqa: E402,F401  (torchvision fallback before transformers)
+import models.compat  # noqa: E402,F401  (torchvision fallback before transformers)
 
 
 def model_dir(path: str | None, size: str = "small") -> Path:

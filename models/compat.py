@@ -15,8 +15,8 @@ Transforms, models and processors then work; the C++ kernels of
 `torchvision.ops` (roi_align, deform_conv2d, ...) and the `torchvision.io`
 codecs stay unavailable: decode images with PIL.
 
-Call it before the first `import torchvision` (directly or through
-transformers/open_clip); every zeroforge package does so in its `__init__`.
+Importing this module applies it: every zeroforge module that imports
+transformers or open_clip imports `models.compat` first.
 """
 
 from __future__ import annotations
@@ -100,3 +100,6 @@ def ensure_torchvision() -> bool:
 def torchvision_fallback_active() -> bool:
     """Whether `ensure_torchvision()` had to install the pure-torch fallback."""
     return bool(_STATE["fallback"])
+
+
+ensure_torchvision()  # on import: this module is imported before transformers / open_clip

@@ -26,6 +26,10 @@ idle machine.
 
 from __future__ import annotations
 
+import models.compat  # noqa: F401  (the torchvision fallback, before transformers imports torchvision)
+
+# isort: split
+
 import json
 import logging
 import shutil

@@ -10,6 +10,10 @@ Qwen2.5-VL-7B-Instruct or Qwen3-VL directory changes nothing else in zeroforge.
 
 from __future__ import annotations
 
+import models.compat  # noqa: F401  (the torchvision fallback, before transformers imports torchvision)
+
+# isort: split
+
 import json
 from dataclasses import dataclass
 from pathlib import Path

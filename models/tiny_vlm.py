@@ -19,6 +19,10 @@ would otherwise become 4 visual tokens), full attention in every vision block
 
 from __future__ import annotations
 
+import models.compat  # noqa: F401  (the torchvision fallback, before transformers imports torchvision)
+
+# isort: split
+
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -12,6 +12,10 @@ Qwen2.5-VL uses, so the processor, TRL and vLLM treat it like the real thing.
 
 from __future__ import annotations
 
+import models.compat  # noqa: F401  (the torchvision fallback, before transformers imports torchvision)
+
+# isort: split
+
 from collections.abc import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

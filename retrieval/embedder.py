@@ -38,11 +38,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.compat import ensure_torchvision
+import models.compat  # noqa: F401  (open_clip imports torchvision, whose compiled ops fail next to the CPU torch)
 
-# open_clip imports torchvision, whose compiled ops fail to load next to the CPU torch.
-ensure_torchvision()
-
+# isort: split
 import open_clip  # noqa: E402
 import torch  # noqa: E402
 from open_clip.loss import ClipLoss  # noqa: E402

@@ -35,7 +35,7 @@ $pip install -c requirements/constraints.txt -e ".[dev]"
 "$VENV/dvc/bin/python" -m pip --disable-pip-version-check -q install -r requirements/dvc.txt
 
 # Fail the set-up, not the first run, if the stack does not import.
-"$VENV/bin/python" -c "import models; import torchvision, transformers, trl, dagster, lancedb, webdataset, open_clip, great_expectations"
+"$VENV/bin/python" -c "import models.compat; import torchvision, transformers, trl, dagster, lancedb, webdataset, open_clip, great_expectations"
 "$VENV/dvc/bin/python" -m dvc --version >/dev/null
 
 echo "$want" > "$STAMP"

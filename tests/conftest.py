@@ -16,7 +16,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # benchmark_scores runs the evaluation harness on every iteration; a few samples suffice to test the plumbing
 os.environ.setdefault("ZEROFORGE_BENCHMARK_LIMIT", "24")
 
-import models  # noqa: E402,F401  (applies the torchvision fallback before transformers loads)
+import models.compat  # noqa: E402,F401  (applies the torchvision fallback before transformers loads)
 
 
 @pytest.fixture(scope="session")

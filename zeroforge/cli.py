@@ -25,6 +25,8 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from evaluation.custom import RULE_OPTION_HELP, RULES_HELP
+from evaluation.input_checks import ON_BAD_IMAGE, ON_BAD_IMAGE_HELP
 from orchestration.instance import prepare_instance, resolve_home
 from orchestration.presets import LOOP_DEFAULTS, PROFILES
 
@@ -168,6 +170,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from evaluation.benchmarks import parse_bench_arg
+    from evaluation.custom import parse_rule_arg
     from evaluation.readers import BenchmarkFileError, BenchmarkFormatError
     from evaluation.runner import REPORT_FILE, evaluate_model
     from models.loading import ModelDirectoryError
@@ -175,11 +178,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else home_for(args) / "eval" / time.strftime("%Y%m%d-%H%M%S")
     try:
         benches = dict(parse_bench_arg(text) for text in args.bench)
+        rules = dict(parse_rule_arg(text) for text in args.rule or [])
         report = evaluate_model(args.model, benches, out, batch_size=args.batch_size, limit=args.limit,
-                                device=args.device, max_new_tokens=args.max_new_tokens)
+                                device=args.device, max_new_tokens=args.max_new_tokens, progress=not args.quiet,
+                                on_bad_image=args.on_bad_image, rules=rules)
     except (BenchmarkFileError, BenchmarkFormatError, ModelDirectoryError, ValueError) as e:
         raise SystemExit(f"zeroforge eval: {e}") from e
-    print(report.table())
+    print(report.text_table())
     print(f"\nPredictions: {out / 'predictions'}\nReport: {out / REPORT_FILE}")
     return 0
 
@@ -213,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=3000, help="port of the webserver (default: %(default)s)")
     p.set_defaults(fn=cmd_ui)
 
-    p = sub.add_parser("eval", help="score a model directory on benchmarks (no Dagster)", formatter_class=fmt)
+    p = sub.add_parser("eval", help="score a model directory on benchmarks (no Dagster)", formatter_class=fmt,
+                       epilog=RULES_HELP)
     p.add_argument("--model", required=True, metavar="DIR", help="a local Hugging Face VLM directory")
     p.add_argument("--bench", action="append", required=True, metavar="NAME[=PATH]",
                    help="benchmark and its file or folder, e.g. MathVista=/data/vlmeval; 'procedural' needs no path; "
@@ -223,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="requests per generation batch (default: %(default)s)")
     p.add_argument("--max-new-tokens", type=int, metavar="N", help="reply length limit (default: per benchmark, 8-32 tokens)")
     p.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--rule", action="append", metavar="NAME=RULE", help=RULE_OPTION_HELP)
+    p.add_argument("--on-bad-image", choices=ON_BAD_IMAGE, default="error", help=ON_BAD_IMAGE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: a bar per benchmark on stderr)")
     p.set_defaults(fn=cmd_eval)
 
     p = sub.add_parser("build-model", help="build and warm-start an embedded model (no Dagster)")
