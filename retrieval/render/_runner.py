@@ -189,6 +189,10 @@ def _rasterize_svg(cfg, done):
     done("ok")
 
 
+class _NoHook(Exception):
+    """The configuration asked for no audit hook (the OS boundary alone)."""
+
+
 def _run_python(cfg, send, done):
     hook_mod = _load("_hook")
     blocked = []
@@ -198,8 +202,12 @@ def _run_python(cfg, send, done):
         send(obj)
 
     try:
+        if not cfg["audit_hook"]:
+            raise _NoHook
         hook_mod.disarm_modules(record)
         sys.addaudithook(hook_mod.make_hook(os.path.realpath(cfg["work"]), cfg["read_roots"], record))
+    except _NoHook:
+        pass
     except BaseException as e:
         done("crashed", f"sandbox set-up failed in the child: {type(e).__name__}: {e}")
     sys.argv = ["program.py"]
@@ -226,7 +234,11 @@ def _run_python(cfg, send, done):
         if isinstance(e, OSError) and e.errno == 27:  # EFBIG: RLIMIT_FSIZE
             done("resource_limit", f"file size limit ({cfg['file_size_mb']} MB) reached: {e}")
         _print_exception()
+        if blocked:
+            done("rejected", f"blocked at run time: {blocked[0]}")
         done("crashed", f"{type(e).__name__}: {str(e)[:500]}")
+    if blocked:  # a refusal the program caught: never "ok"
+        done("rejected", f"blocked at run time: {blocked[0]}")
     done("ok")
 
 

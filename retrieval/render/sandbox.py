@@ -367,7 +367,7 @@ def _launch(host: SandboxHost, mode: str, payload: tuple[str, bytes] | None, siz
                "payload_name": payload[0] if payload else "", "seccomp": host.seccomp,
                "drop_to": uid, "userns": host.as_root, "sandbox_uid": limits.sandbox_uid, "sandbox_gid": limits.sandbox_gid,
                "report_fd": opened["report.jsonl"].fileno(), "image_fd": opened["image.rgb"].fileno(),
-               "mpl_cache": None, "mpl_cache_name": mpl.name if mpl else ""}
+               "mpl_cache": None, "audit_hook": limits.audit_hook, "mpl_cache_name": mpl.name if mpl else ""}
         if mpl is not None:
             cfg["mpl_cache"] = INSIDE_MPL_CACHE if host.bwrap else str(mpl)
         if host.bwrap:

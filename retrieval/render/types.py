@@ -55,6 +55,9 @@ class SandboxLimits:
     # "auto": the strongest boundary this machine allows (see retrieval.render.sandbox);
     # "rlimits": skip bubblewrap (for comparisons and tests of the fail-closed path).
     isolation: str = "auto"
+    # The audit hook in the program's process: an early, readable refusal only (the
+    # red-team tests run the corpus without it too, to show nothing depends on it).
+    audit_hook: bool = True
 
     def __post_init__(self) -> None:
         positive = ("wall_seconds", "cpu_seconds", "memory_mb", "file_size_mb", "max_processes",
