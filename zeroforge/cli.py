@@ -196,6 +196,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     foundation["ops"]["base_model"]["config"].setdefault("recipes", list(dict.fromkeys(["vzero", recipe])))
     t0 = time.monotonic()
     instance = dg.DagsterInstance.get()
+    from orchestration.backfill import recover_dead_runs  # a killed earlier run's gpu slot, freed first
+
+    recover_dead_runs(instance)
     result = run_foundation(instance, foundation)
     print(f"\nfoundation ({args.profile}) {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - t0:.0f} s; run {result.run_id}")
     for key, md in materialization_metadata(result).items():
@@ -231,11 +234,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     home = zeroforge_home(args.home)
     prepare_instance(home)
-    exe = Path(sys.executable).parent / "dagster"
-    argv = [str(exe), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-    os.chdir(REPO_ROOT)
-    os.execv(argv[0], argv)
-    return 0  # not reached
+    from orchestration.ui import serve_dev  # stops on SIGINT/SIGTERM, its process group included
+
+    return serve_dev(port=args.port)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
@@ -245,12 +246,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from orchestration.backfill import (
-        failed_partitions, fail_dead_runs, latest_runs_by_partition, launch_failed_backfill, wait_for_backfill,
+        failed_partitions, latest_runs_by_partition, launch_failed_backfill, recover_dead_runs, wait_for_backfill,
     )
 
     instance = dg.DagsterInstance.get()
-    for run_id in fail_dead_runs(instance):
-        print(f"run {run_id}: its worker process is gone; marked failed and its gpu slot freed")
+    recover_dead_runs(instance, dry_run=args.dry_run)  # dead runs and their pool slots (orchestration.backfill)
     latest = latest_runs_by_partition(instance, args.recipe)
     for key in sorted(latest):
         print(f"  {args.recipe} {key}: {latest[key].status.value} (run {latest[key].run_id})")
