@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from retrieval.render import SandboxLimits, render_python, render_svg, sandbox_host  # noqa: E402
-from retrieval.render.redteam import redteam_corpus  # noqa: E402
+from retrieval.render.redteam import HOOK_ONLY_CASES, redteam_corpus  # noqa: E402
 from retrieval.render.sandbox import _mpl_font_cache  # noqa: E402
 
 SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
@@ -188,7 +188,8 @@ def run_redteam(limits: SandboxLimits) -> dict:
                 "victim_alive": victim_alive,
                 "python_cases": len(py), "svg_cases": sum(c.kind == "svg" for c in cases),
                 "reply_cases": sum(c.kind == "reply" for c in cases),
-                "no_hook_rendered": sum(r.ok for c, r in zip(py, no_hook) if "ok" not in c.expected),
+                "no_hook_rendered": [c.name for c, r in zip(py, no_hook)
+                                     if r.ok and "ok" not in c.expected and c.name not in HOOK_ONLY_CASES],
                 "seconds": seconds}
 
 
@@ -253,7 +254,8 @@ def main() -> None:
         print(f"red team: {rt['contained']}/{rt['cases']} contained ({100 * rt['rate']:.0f}%; "
               f"{rt['python_cases']} Python, {rt['svg_cases']} SVG, {rt['reply_cases']} replies) in "
               f"{rt['seconds']:.1f} s; sentinel intact: {rt['sentinel_intact']}; victim alive: {rt['victim_alive']}; "
-              f"rendered without the audit hook although they should not: {rt['no_hook_rendered']}")
+              f"rendered without the audit hook although they should not: {len(rt['no_hook_rendered'])} "
+              f"{rt['no_hook_rendered']}")
         for f in rt["failures"]:
             print("  NOT CONTAINED", f)
     if args.json:

@@ -30,6 +30,13 @@ from pathlib import Path
 from retrieval.render.redteam_os import CANARY_SECRET, Targets, os_cases
 
 CANARY_GLOB = "zf_pwned*"
+# Cases that test the audit hook's own early refusal: without the hook their action is
+# harmless and contained inside the sandbox (its own /tmp, its own pids), so they may draw.
+HOOK_ONLY_CASES = frozenset({
+    "swallow_violation", "frame_walk", "close_channel_then_escape", "swallow_and_exit_zero", "chdir_escape",
+    "path_traversal", "write_tmp", "symlink_out_png", "raise_rlimit", "gc_hook_hunt", "marshal_bytecode",
+    "code_replace", "ctypes_memory", "kill_scan", "hard_link_system_file", "dirfd_into_fonts",
+})
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ _IND_DRAW = "".join("    " + line + "\n" for line in _DRAW.splitlines())
 _IND8_DRAW = "".join("        " + line + "\n" for line in _DRAW.splitlines())
 _FE_ARGS = ("True, (), None, None, -1, -1, -1, -1, -1, -1, r, w, False, True, -1, None, None, None, "
             "-1, None, True")
-_CTYPES_SYSCALL = ("import ctypes, platform\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-                   "X86 = platform.machine() == 'x86_64'\n")
+_CTYPES_SYSCALL = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                   "X86 = os.uname().machine == 'x86_64'\n")
 
 
 def _png_bytes_b64(width: int, height: int, rgba: bool = True) -> str:

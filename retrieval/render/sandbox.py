@@ -55,6 +55,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from retrieval.render import _seccomp
+from retrieval.render._decode import decode_png_rgb, png_dimensions
 from retrieval.render.bwrap import INSIDE_MPL_CACHE, INSIDE_RUNNER_DIR, INSIDE_WORK, Layout, bwrap_argv, find_bwrap, layout
 from retrieval.render.types import STATUSES, SandboxLimits
 
@@ -318,6 +319,22 @@ def _classify(timed_out: bool, rc: int, final: dict | None, limits: SandboxLimit
     return status, reason
 
 
+def _image_bytes(path: Path, final: dict, size: int) -> tuple[bytes | None, str]:
+    """The render's size x size RGB bytes.  The sandbox sends raw RGB (Python mode: it
+    decoded the program's PNG itself) or, for SVG, resvg's PNG of exactly size x size,
+    whose header is checked before the parent decodes those pixels and no more."""
+    data = path.read_bytes()
+    if final.get("image_format") == "png":
+        dims = png_dimensions(data)
+        if dims is None or not (0 < dims[0] <= size and 0 < dims[1] <= size):
+            return None, "the sandbox returned a PNG larger than the requested size"
+        image, status, reason = decode_png_rgb(data, size, size * size)
+        return (image.tobytes(), "") if image is not None else (None, reason)
+    if len(data) != size * size * 3:
+        return None, "the sandbox returned no image of the requested size"
+    return data, ""
+
+
 def _child_env(token: str, work: str, tmp: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": work, "TMPDIR": tmp, "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8", "MPLCONFIGDIR": f"{work}/.mpl", "MPLBACKEND": "Agg",
@@ -398,9 +415,9 @@ def _launch(host: SandboxHost, mode: str, payload: tuple[str, bytes] | None, siz
         status, reason = _classify(timed_out, rc, final, limits, tail)
         rgb = None
         if status is None and mode != "probe":
-            rgb = (private / "image.rgb").read_bytes()
-            if len(rgb) != size * size * 3:
-                status, reason, rgb = "no_image", "the sandbox returned no image of the requested size", None
+            rgb, why = _image_bytes(private / "image.rgb", final, size)
+            if rgb is None:
+                status, reason = "no_image", why
         return SandboxRun(status, reason, rc, tail, rgb, time.perf_counter() - t0, host.level, blocked)
     finally:
         for f in files:

@@ -39,7 +39,7 @@ import pytest
 from PIL import Image
 
 from retrieval.render import SandboxLimits, render_python, render_reply, render_svg, sandbox_host
-from retrieval.render.redteam import CANARY_GLOB, CANARY_SECRET, redteam_corpus
+from retrieval.render.redteam import CANARY_GLOB, CANARY_SECRET, HOOK_ONLY_CASES, redteam_corpus
 from retrieval.render.sandbox import RUNNER, TOKEN_VAR
 
 REPO = Path(__file__).resolve().parents[2]
@@ -206,17 +206,8 @@ def test_case_is_contained_without_the_audit_hook(corpus_run, name):
         return
     for secret in (SECRET, CANARY_SECRET):
         assert secret not in result.stdout_tail and secret not in result.reason, f"{name} leaked {secret}"
-    if "ok" not in case.expected and name not in HOOK_ONLY:
+    if "ok" not in case.expected and name not in HOOK_ONLY_CASES:
         assert not result.ok, f"{name} ({case.attack}) rendered without the audit hook: the OS let it through"
-
-
-# Cases that only test the hook's own early refusal: without the hook their (harmless,
-# contained) action succeeds inside the sandbox and they go on to draw.
-HOOK_ONLY = {
-    "swallow_violation", "frame_walk", "close_channel_then_escape", "swallow_and_exit_zero", "chdir_escape",
-    "path_traversal", "write_tmp", "symlink_out_png", "raise_rlimit", "gc_hook_hunt", "marshal_bytecode",
-    "code_replace", "ctypes_memory", "kill_scan", "hard_link_system_file", "dirfd_into_fonts",
-}
 
 
 def test_containment_rate_is_total(corpus_run):
