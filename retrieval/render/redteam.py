@@ -27,7 +27,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from retrieval.render.redteam_os import CANARY_SECRET, Targets, os_cases
+from retrieval.render.redteam_os import CANARY_SECRET, Targets, os_cases  # noqa: F401  (CANARY_SECRET re-exported)
 
 CANARY_GLOB = "zf_pwned*"
 # Cases that test the audit hook's own early refusal: without the hook their action is
