@@ -15,10 +15,14 @@ The backfill is a record on the instance; the daemon that `zeroforge ui`
 code in this process instead, for instances whose run launcher executes runs
 in-process (the tests) or when no daemon is running.
 
-`fail_dead_runs` does for in-process runs (`zeroforge demo`, notebooks, tests)
+`free_dead_runs` does for in-process runs (`zeroforge demo`, notebooks, tests)
 what Dagster's run monitoring does for launched ones: a run whose worker
 process on this machine is gone is marked failed, and the concurrency-pool
-slot its step held is freed (otherwise the `gpu` pool stays claimed forever).
+slot its step held is freed (otherwise the `gpu` pool stays claimed forever and
+the next run waits with "Step blocked by limit for pool gpu"); a finished run
+still holding a slot has it freed too. `recover_dead_runs` is the same with a
+line printed per run, for the CLI's run paths to call first; `dry_run=True`
+changes nothing and reports what would be done.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -183,32 +188,96 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def _dead(instance: dg.DagsterInstance) -> list[tuple[dg.DagsterRun, int]]:
+@dataclass(frozen=True)
+class DeadRun:
+    """One dead run found on this instance and what was (or, dry, would be) done about it."""
+
+    run_id: str
+    job: str
+    partition: str | None
+    reason: str                  # why it is dead
+    marked_failed: bool          # it was STARTED/STARTING and is now FAILURE
+    slots: tuple[str, ...]       # "pool:step" slots and pending steps freed
+    dry_run: bool = False
+
+    def describe(self) -> str:
+        verb = "would be" if self.dry_run else "was"
+        what = []
+        if self.marked_failed:
+            what.append(f"{verb} marked failed")
+        if self.slots:
+            what.append(f"its pool slot(s) {', '.join(self.slots)} {verb} freed")
+        where = f"{self.job}" + (f" {self.partition}" if self.partition else "")
+        return f"run {self.run_id} ({where}): {self.reason}; {' and '.join(what) or 'nothing to do'}"
+
+
+def _slots_by_run(instance: dg.DagsterInstance) -> dict[str, list[str]]:
+    """Claimed concurrency slots and pending steps per run, over every pool."""
+    storage = instance.event_log_storage
+    held: dict[str, list[str]] = {}
+    for key in sorted(storage.get_concurrency_keys()):
+        info = storage.get_concurrency_info(key)
+        for slot in info.claimed_slots:
+            held.setdefault(slot.run_id, []).append(f"{key}:{slot.step_key}")
+        for step in getattr(info, "pending_steps", []) or []:
+            mine = held.setdefault(step.run_id, [])
+            if f"{key}:{step.step_key}" not in mine:  # a claimed step is listed as pending too
+                mine.append(f"{key}:{step.step_key} (pending)")
+    return held
+
+
+def free_dead_runs(instance: dg.DagsterInstance, dry_run: bool = False) -> list[DeadRun]:
+    """Find this machine's dead runs and free what they hold, so a rerun does not wait forever.
+
+    Dead means: a STARTED/STARTING run tagged with this host (`zeroforge/host`) whose worker process
+    is gone (killed with -9, crashed), or any run that has finished (or vanished) but still holds a
+    concurrency-pool slot or a pending step (the "Step blocked by limit for pool gpu" hang). The first
+    kind is marked failed; both have their slots freed. With `dry_run` nothing is changed and the
+    returned list says what would be done. Runs of other hosts in STARTED are left to Dagster's run
+    monitoring. Call it at the start of every CLI path that runs iterations (`demo`, `backfill`).
+    """
     host = socket.gethostname()
-    out = []
-    runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
-    for run in runs:
+    held = _slots_by_run(instance)
+    found: list[DeadRun] = []
+    started = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
+    dead_started = set()
+    for run in started:
         if run.tags.get(HOST_TAG) != host:
             continue
         pid = _run_pid(instance, run.run_id)
-        if pid is not None and not _alive(pid):
-            out.append((run, pid))
-    return out
+        if pid is None or _alive(pid):
+            continue
+        dead_started.add(run.run_id)
+        if not dry_run:
+            instance.report_run_failed(run, f"the run worker (pid {pid} on {host}) is gone: killed or crashed; "
+                                            "marked failed by zeroforge")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        found.append(DeadRun(run.run_id, run.job_name, run.tags.get("dagster/partition"),
+                             f"its worker process (pid {pid}) is gone", True, tuple(held.get(run.run_id, ())),
+                             dry_run))
+    for run_id, slots in sorted(held.items()):
+        if run_id in dead_started:
+            continue
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            continue  # a live run's slot
+        if not dry_run:
+            instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        reason = "the run no longer exists" if run is None else f"the run is {run.status.value} but kept its slot"
+        found.append(DeadRun(run_id, run.job_name if run else "?", run.tags.get("dagster/partition") if run else None,
+                             reason, False, tuple(slots), dry_run))
+    return found
 
 
-def dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Started runs of this machine whose worker process is gone (nothing is changed)."""
-    return [run.run_id for run, _ in _dead(instance)]
+def recover_dead_runs(instance: dg.DagsterInstance, dry_run: bool = False, echo=print) -> list[DeadRun]:
+    """`free_dead_runs`, saying what it did (one line per run through `echo`); the CLI's one-line hook."""
+    found = free_dead_runs(instance, dry_run=dry_run)
+    for dead in found:
+        echo(dead.describe())
+    return found
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark started runs of this machine whose worker process is gone as failed; free their pool slots.
-
-    Only runs tagged with this host (`zeroforge/host`, set by `orchestration.runs`) are considered, so
-    runs launched elsewhere (Kubernetes) are left to Dagster's run monitoring.
-    """
-    host = socket.gethostname()
-    for run, pid in (dead := _dead(instance)):
-        instance.report_run_failed(run, f"the run worker (pid {pid} on {host}) is gone: killed or crashed; marked failed by zeroforge")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    return [run.run_id for run, _ in dead]
+    Returns the ids of the runs marked failed (see `free_dead_runs` for the full account)."""
+    return [d.run_id for d in free_dead_runs(instance) if d.marked_failed]

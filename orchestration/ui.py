@@ -11,6 +11,12 @@ they rendered the expected text, not when the HTML arrived.
     with Webserver(home, port) as ui, Browser() as browser:
         ui.graphql("{ assetNodes { assetKey { path } } }")
         browser.open(ui.url + "/asset-groups", wait_for=["vzero"]).screenshot("graph.png")
+
+`serve_dev(port)` is `zeroforge ui` / `make ui` in the foreground: `dagster dev`
+in its own process group, with SIGINT and SIGTERM forwarded to the whole group
+and a SIGKILL after a short grace period. Started from a script without job
+control, a child inherits SIGINT ignored and `dagster dev` would not stop on
+Ctrl-C or `kill`; here the signal reaches every process of the group.
 """
 
 from __future__ import annotations
@@ -115,6 +121,65 @@ class Webserver:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def dev_argv(port: int) -> list[str]:
+    dagster = str(Path(sys.executable).parent / "dagster")
+    return [dagster, "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO_ROOT / "workspace.yaml")]
+
+
+def serve_dev(port: int = 3000, argv: list[str] | None = None, grace_s: float = 5.0) -> int:
+    """Run `dagster dev` (or `argv`) until it exits or this process gets SIGINT/SIGTERM; returns its exit code.
+
+    The server runs in a new session, so its webserver, daemon and code server share one process group.
+    A signal to this process is sent on to that group as SIGTERM (SIGINT too, for `dagster dev`'s own
+    clean shutdown); whatever is still running `grace_s` later is SIGKILLed. Signal handlers are installed
+    before the child starts, so the child does not inherit an ignored SIGINT.
+    """
+    stop: list[int] = []
+
+    def forward(signum, _frame):
+        stop.append(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        proc = subprocess.Popen(argv or dev_argv(port), cwd=REPO_ROOT, start_new_session=True)
+        while proc.poll() is None and not stop:
+            try:
+                proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                pass
+        if stop:
+            print(f"zeroforge ui: {signal.Signals(stop[0]).name}: stopping dagster dev (process group {proc.pid})",
+                  flush=True)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and _group_alive(proc.pid):
+                proc.poll()
+                time.sleep(0.1)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # what did not stop in time, the children included
+            except ProcessLookupError:
+                pass
+        rc = proc.wait()
+        return 128 + stop[0] if stop else rc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 class Browser:

@@ -25,6 +25,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
 fi
 
 start=$(date +%s)
+bash scripts/system_deps.sh  # bubblewrap for the render sandbox; never fails the set-up
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
 pip="$VENV/bin/python -m pip --disable-pip-version-check -q"
 torch_pin=$(grep -E '^torch==' requirements/constraints.txt)

@@ -54,11 +54,10 @@ def _instance(home: Path):
     prepare_instance(home)
     import dagster as dg
 
-    from orchestration.backfill import fail_dead_runs
+    from orchestration.backfill import recover_dead_runs
 
     instance = dg.DagsterInstance.get()
-    for run_id in fail_dead_runs(instance):
-        print(f"run {run_id}: its worker process is gone; marked it failed and freed its gpu slot", file=sys.stderr)
+    recover_dead_runs(instance, echo=lambda line: print(line, file=sys.stderr))  # a killed earlier run's gpu slot
     return instance
 
 
@@ -77,11 +76,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_ui(args: argparse.Namespace) -> int:
     home = home_for(args)
     prepare_instance(home)
-    exe = Path(sys.executable).parent / "dagster"
-    argv = [str(exe), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")]
-    os.chdir(REPO_ROOT)
-    os.execv(argv[0], argv)
-    return 0  # not reached
+    from orchestration.ui import serve_dev
+
+    return serve_dev(port=args.port)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:

@@ -2,10 +2,13 @@
 
 In MM-Zero the Coder model writes a program that draws an image (SVG first,
 Python with PIL or matplotlib second); the image then feeds the Solver.  The
-program is hostile input, so it only ever runs in a throw-away child process
-with rlimits, a temp working directory, a minimal environment, no network and
-(as root) an unprivileged uid; see ``retrieval.render.sandbox`` for the layers
-and ``retrieval.render._runner`` for the child side.
+program is hostile input, so it only ever runs in a throw-away bubblewrap
+sandbox: new user, mount, pid, ipc, uts and network namespaces, read-only
+system and interpreter mounts, private tmpfs work folder, an unprivileged uid,
+seccomp and rlimits; see ``retrieval.render.sandbox`` for the levels (where the
+boundary cannot be built, Python is refused: ``isolation_level()``),
+``retrieval.render.bwrap`` for the mounts and ``retrieval.render._runner`` for
+the inside.
 
 Usage::
 
@@ -28,11 +31,11 @@ references only to ``#fragments`` or ``data:image/png;base64,`` (see
 
 from retrieval.render.extract import extract_program
 from retrieval.render.renderers import decode_png, render_python, render_reply, render_svg
-from retrieval.render.sandbox import SandboxHost, sandbox_host
+from retrieval.render.sandbox import LEVELS, SandboxHost, isolation_level, sandbox_host
 from retrieval.render.svg_policy import SvgVerdict, check_svg
 from retrieval.render.types import STATUSES, RenderResult, SandboxLimits
 
 __all__ = [
-    "STATUSES", "RenderResult", "SandboxHost", "SandboxLimits", "SvgVerdict", "check_svg",
+    "LEVELS", "isolation_level", "STATUSES", "RenderResult", "SandboxHost", "SandboxLimits", "SvgVerdict", "check_svg",
     "decode_png", "extract_program", "render_python", "render_reply", "render_svg", "sandbox_host",
 ]

@@ -11,6 +11,11 @@ holds a ``keep.txt`` the programs try to delete or move.  Every file a program
 tries to create outside the sandbox is named ``zf_pwned*`` (see ``CANARY_GLOB``)
 so a test can look for it afterwards.  Add a case when an escape is found.
 
+The second half, ``retrieval.render.redteam_os``, aims at the OS-level boundary
+(mounts, namespaces, seccomp, rlimits, the status channel, the parent's time and
+memory) with ways around the audit hook.  ``kind`` "reply" cases go through
+``render_reply`` (the extraction step).
+
 Never run these programs outside the sandbox.
 """
 
@@ -22,7 +27,16 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from retrieval.render.redteam_os import CANARY_SECRET, Targets, os_cases  # noqa: F401  (CANARY_SECRET re-exported)
+
 CANARY_GLOB = "zf_pwned*"
+# Cases that test the audit hook's own early refusal: without the hook their action is
+# harmless and contained inside the sandbox (its own /tmp, its own pids), so they may draw.
+HOOK_ONLY_CASES = frozenset({
+    "swallow_violation", "frame_walk", "close_channel_then_escape", "swallow_and_exit_zero", "chdir_escape",
+    "path_traversal", "write_tmp", "symlink_out_png", "raise_rlimit", "gc_hook_hunt", "marshal_bytecode",
+    "code_replace", "ctypes_memory", "kill_scan", "hard_link_system_file", "dirfd_into_fonts",
+})
 
 
 @dataclass(frozen=True)
@@ -30,10 +44,11 @@ class RedTeamCase:
     """One hostile program and the statuses that count as contained."""
 
     name: str
-    kind: str                 # "python" or "svg"
+    kind: str                 # "python", "svg" or "reply"
     program: str
     expected: frozenset[str]
     attack: str               # what it tries, in words
+    memory_mb: int | None = None  # a larger address space for programs importing big libraries
 
 
 def _png_header_b64(width: int, height: int) -> str:
@@ -43,16 +58,28 @@ def _png_header_b64(width: int, height: int) -> str:
     return base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk).decode()
 
 
-def _py(name: str, attack: str, program: str, *expected: str) -> RedTeamCase:
-    return RedTeamCase(name, "python", program, frozenset(expected), attack)
+def _py(name: str, attack: str, program: str, *expected: str, memory_mb: int | None = None) -> RedTeamCase:
+    return RedTeamCase(name, "python", program, frozenset(expected), attack, memory_mb)
 
 
 def _svg(name: str, attack: str, program: str, *expected: str) -> RedTeamCase:
     return RedTeamCase(name, "svg", program, frozenset(expected), attack)
 
 
-def redteam_corpus(repo: Path, sentinel_dir: Path) -> list[RedTeamCase]:
+def _reply(name: str, attack: str, program: str, *expected: str) -> RedTeamCase:
+    return RedTeamCase(name, "reply", program, frozenset(expected), attack)
+
+
+def redteam_corpus(repo: Path, sentinel_dir: Path, victim_pid: int | None = None, port: int | None = None,
+                   hostname: str = "zf-no-such-host") -> list[RedTeamCase]:
+    """All cases.  ``victim_pid`` is a process outside that must survive (default: a pid
+    no process has), ``port`` a host TCP port that must see no connection."""
     repo, sent = Path(repo).resolve(), Path(sentinel_dir).resolve()
+    targets = Targets(str(repo), str(sent), victim_pid or 4_194_000, port or 9, hostname)
+    return _hook_cases(repo, sent) + os_cases(targets, _py, _svg, _reply)
+
+
+def _hook_cases(repo: Path, sent: Path) -> list[RedTeamCase]:
     img = 'from PIL import Image\nImage.new("RGB", (8, 8)).save("out.png")\n'
     ns = 'xmlns="http://www.w3.org/2000/svg"'
     xl = 'xmlns:xlink="http://www.w3.org/1999/xlink"'
@@ -125,7 +152,7 @@ def redteam_corpus(repo: Path, sentinel_dir: Path) -> list[RedTeamCase]:
             'import ctypes\nctypes.CDLL(None).system(b"touch /tmp/zf_pwned_ctypes")', "rejected"),
         _py("ctypes_memory", "read raw memory through ctypes",
             "import ctypes\nctypes.string_at(id(1), 64)", "rejected"),
-        _py("raise_rlimit", "lift the memory limit", 
+        _py("raise_rlimit", "lift the memory limit",
             "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))", "rejected"),
         _py("gc_hook_hunt", "look for the audit hook through the garbage collector",
             "import gc\nprint(len(gc.get_objects()))", "rejected"),

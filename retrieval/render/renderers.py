@@ -2,12 +2,15 @@
 
 These are the entry points the MM-Zero loop calls on each Coder program (see
 ``retrieval.render`` for the package overview).  Each one checks the program
-statically where that is cheap (size; the SVG policy), runs it in a fresh
-sandbox (``retrieval.render.sandbox``), then decodes ``out.png`` in the parent
-with its own limits: PNG only, at most ``max_pixels`` pixels, checked from the
-header before any pixel is decoded (the decompression-bomb guard).  The image
-is flattened onto white, fitted inside ``size`` x ``size`` keeping its aspect
-ratio and centred, so every successful result is an RGB ``size`` x ``size`` image.
+statically where that is cheap (size; the SVG policy, linear time), runs it in
+a fresh sandbox (``retrieval.render.sandbox``), which also decodes ``out.png``
+there with its own limits: PNG only, at most ``max_pixels`` pixels, checked
+from the header before any pixel is decoded (the decompression-bomb guard).
+The image is flattened onto white, fitted inside ``size`` x ``size`` keeping
+its aspect ratio and centred; the parent only receives those RGB bytes, so
+every successful result is an RGB ``size`` x ``size`` image and the parent's
+memory does not depend on what the program wrote.  Each result carries the
+isolation level it ran under.
 
 No exception from the program reaches the caller: every outcome is a
 ``RenderResult``.  Misuse (a non-str program, a bad size) raises ``TypeError`` or
@@ -16,13 +19,13 @@ No exception from the program reaches the caller: every outcome is a
 
 from __future__ import annotations
 
-import io
 import time
 
 from PIL import Image
 
+from retrieval.render._decode import decode_png_rgb
 from retrieval.render.extract import extract_program
-from retrieval.render.sandbox import run_in_sandbox
+from retrieval.render.sandbox import SandboxRun, isolation_level, run_in_sandbox
 from retrieval.render.svg_policy import check_svg
 from retrieval.render.types import RenderResult, SandboxLimits
 
@@ -36,50 +39,27 @@ def _check_args(program: object, size: object, what: str) -> None:
         raise ValueError(f"{what} size must be an int in [1, {MAX_SIZE}], got {size!r}")
 
 
-def _fail(status: str, reason: str, t0: float, tail: str = "") -> RenderResult:
-    return RenderResult(False, None, status, reason, time.perf_counter() - t0, tail)
+def _fail(status: str, reason: str, t0: float, tail: str = "", isolation: str | None = None,
+          limits: SandboxLimits | None = None) -> RenderResult:
+    """A failed render; a static refusal still records the level renders get here."""
+    level = isolation if isolation is not None else isolation_level(limits)
+    return RenderResult(False, None, status, reason, time.perf_counter() - t0, tail, level)
 
 
 def decode_png(data: bytes, size: int, limits: SandboxLimits) -> tuple[Image.Image | None, str, str]:
-    """(image, status, reason): ``data`` as an RGB size x size image, or why not."""
-    try:
-        im = Image.open(io.BytesIO(data))
-    except Exception as e:  # PIL raises many types on hostile input
-        return None, "no_image", f"out.png is not a readable image: {type(e).__name__}: {e}"
-    if im.format != "PNG":
-        return None, "no_image", f"out.png is a {im.format} file, expected PNG"
-    w, h = im.size
-    if w * h > limits.max_pixels:
-        return None, "too_large", f"out.png is {w}x{h}, over the {limits.max_pixels}-pixel limit"
-    if w == 0 or h == 0:
-        return None, "no_image", f"out.png is empty ({w}x{h})"
-    try:
-        im.load()
-    except Exception as e:
-        return None, "no_image", f"out.png could not be decoded: {type(e).__name__}: {e}"
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        im = flat
-    else:
-        im = im.convert("RGB")
-    if im.size != (size, size):
-        scale = min(size / w, size / h)
-        fitted = im.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
-        canvas = Image.new("RGB", (size, size), (255, 255, 255))
-        canvas.paste(fitted, ((size - fitted.width) // 2, (size - fitted.height) // 2))
-        im = canvas
-    return im, "ok", ""
+    """(image, status, reason): PNG ``data`` as an RGB size x size image, or why not.
+
+    The pixel count is read from the IHDR header before anything is decoded.  Renders
+    do not call this in the parent: the sandbox decodes ``out.png`` with the same code
+    (``retrieval.render._decode``) and hands back RGB bytes of the requested size."""
+    return decode_png_rgb(data, size, limits.max_pixels)
 
 
-def _finish(run, size: int, limits: SandboxLimits, t0: float) -> RenderResult:
+def _finish(run: SandboxRun, size: int, t0: float) -> RenderResult:
     if run.status is not None:
-        return _fail(run.status, run.reason, t0, run.stdout_tail)
-    image, status, reason = decode_png(run.png or b"", size, limits)
-    if image is None:
-        return _fail(status, reason, t0, run.stdout_tail)
-    return RenderResult(True, image, "ok", "", time.perf_counter() - t0, run.stdout_tail)
+        return _fail(run.status, run.reason, t0, run.stdout_tail, run.isolation)
+    image = Image.frombytes("RGB", (size, size), run.rgb)
+    return RenderResult(True, image, "ok", "", time.perf_counter() - t0, run.stdout_tail, run.isolation)
 
 
 def render_svg(text: str, size: int = 64, limits: SandboxLimits | None = None) -> RenderResult:
@@ -89,9 +69,9 @@ def render_svg(text: str, size: int = 64, limits: SandboxLimits | None = None) -
     _check_args(text, size, "render_svg")
     verdict = check_svg(text, limits)
     if verdict.status is not None:
-        return _fail(verdict.status, verdict.reason, t0)
+        return _fail(verdict.status, verdict.reason, t0, limits=limits)
     run = run_in_sandbox("svg", ("input.svg", verdict.text.encode("utf-8")), size, limits)
-    return _finish(run, size, limits, t0)
+    return _finish(run, size, t0)
 
 
 def render_python(code: str, size: int = 64, limits: SandboxLimits | None = None) -> RenderResult:
@@ -104,9 +84,9 @@ def render_python(code: str, size: int = 64, limits: SandboxLimits | None = None
     data = code.encode("utf-8", "surrogatepass")
     if len(data) > limits.max_program_bytes:
         return _fail("too_large", f"program is {len(data)} bytes, over the "
-                                  f"{limits.max_program_bytes}-byte limit", t0)
+                                  f"{limits.max_program_bytes}-byte limit", t0, limits=limits)
     run = run_in_sandbox("python", ("program.py", data), size, limits)
-    return _finish(run, size, limits, t0)
+    return _finish(run, size, t0)
 
 
 def render_reply(model_text: str, size: int = 64, limits: SandboxLimits | None = None) -> RenderResult:
@@ -117,4 +97,5 @@ def render_reply(model_text: str, size: int = 64, limits: SandboxLimits | None =
         return render_svg(program, size, limits)
     if kind == "python":
         return render_python(program, size, limits)
-    return _fail("no_image", "the reply holds no ```svg block, <svg> document or ```python block", t0)
+    return _fail("no_image", "the reply holds no ```svg block, <svg> document or ```python block", t0,
+                 limits=limits)

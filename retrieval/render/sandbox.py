@@ -1,35 +1,37 @@
-"""Process sandbox for model-written programs: one throw-away child per render.
+"""Process sandbox for model-written programs: one throw-away sandbox per render.
 
 This is the containment layer under ``render_svg``/``render_python`` in the MM-Zero
 loop (the Coder writes a program, the sandbox runs it, the image goes to the
-Solver).  ``run_in_sandbox(mode, payload, size, limits)`` writes the payload into a
-fresh ``tempfile.mkdtemp()`` directory and runs ``_runner.py`` there as a separate
-interpreter (``python -I -S -B``), then returns a ``SandboxRun`` with the runner's
-verdict and the raw bytes of ``out.png``; the temp dir is gone when it returns.
+Solver).  ``run_in_sandbox(mode, payload, size, limits)`` starts the runner
+(``_runner.py``) under bubblewrap (``retrieval.render.bwrap``: namespaces,
+read-only mounts, private tmpfs, an unprivileged uid, seccomp), feeds it the
+payload on stdin and returns a ``SandboxRun`` with the verdict and the
+``size`` x ``size`` RGB bytes the sandbox decoded; nothing of the render is left
+when it returns.
 
-What contains the child, primary layers first:
+Isolation levels (``isolation_level()``; every ``RenderResult`` carries it):
 
-* a separate process started by ``subprocess.Popen`` with ``start_new_session=True``
-  (its own process group, killed whole on timeout), stdin closed, stdout/stderr to
-  a file in a parent-only directory (bounded by RLIMIT_FSIZE, read back as a tail);
-* rlimits set in ``preexec_fn`` before the interpreter starts: RLIMIT_CPU (soft,
-  then SIGKILL one second later), RLIMIT_AS, RLIMIT_FSIZE, RLIMIT_NOFILE,
-  RLIMIT_NPROC (current task count of the uid + ``max_processes``), RLIMIT_CORE=0;
-* as root, the child drops to ``limits.sandbox_uid`` (nobody) so that file
-  permissions protect the project and RLIMIT_NPROC is enforced (the kernel does
-  not enforce it for root); when that uid cannot run the interpreter it stays root;
-* an empty network namespace (``unshare(CLONE_NEWNET)``) where the kernel allows
-  it (root, no extra privileges needed); without it the runner's audit hook and
-  socket stubs still refuse network use;
-* the temp dir as cwd, HOME and TMPDIR; an environment of PATH, locale,
-  matplotlib and thread-count variables and a per-run marker only, so no parent
-  variable (API keys, tokens) reaches the child;
-* after the run: SIGKILL to the process group, then to any process carrying this
-  run's marker (``ZF_SANDBOX_TOKEN``) in its environment, wherever it moved.
+* ``"bwrap+seccomp"``: the full boundary;
+* ``"bwrap"``: the same without seccomp (an architecture ``_seccomp`` has no
+  table for, or a kernel without seccomp filters);
+* ``"rlimits+seccomp"`` / ``"rlimits-only"``: no bubblewrap or no user/mount
+  namespaces here.  The sandbox fails closed: Python programs are refused
+  (status ``rejected``, the reason names what is missing) and SVG, which the
+  parent has already vetted and re-serialised (``svg_policy``), is rasterised in
+  a child with rlimits (and seccomp where available) only.
 
-The parent never executes, evaluates or compiles model text; it only writes it to
-a file.  ``preexec_fn`` is not safe in a multi-threaded parent (CPython's warning):
-render from one thread per process, or from a process pool.  Linux only.
+The parent never forks itself for a render: ``subprocess.Popen`` without
+``preexec_fn`` lets CPython start bubblewrap with vfork semantics, so the
+trainer's threads and LanceDB's runtime are never duplicated.  Rlimits are set
+by the runner on the program's process, the wall-clock bound is enforced twice
+(by the supervisor inside, and here with a margin: the sandbox's process group
+is SIGKILLed, bubblewrap's ``--die-with-parent`` and the pid namespace take the
+rest), and a final sweep kills any process of the render's uid or carrying its
+marker.  The parent decodes nothing the program wrote: only the RGB bytes of the
+requested size.  Linux only.
+
+    run = run_in_sandbox("svg", ("input.svg", data), 64, SandboxLimits())
+    run.status, run.reason, run.rgb, run.isolation
 """
 
 from __future__ import annotations
@@ -38,15 +40,13 @@ import atexit
 import functools
 import json
 import os
-import resource
+import random
 import secrets
 import select
 import shutil
 import signal
-import stat
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -54,104 +54,67 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
+from retrieval.render import _seccomp
+from retrieval.render._decode import decode_png_rgb, png_dimensions
+from retrieval.render.bwrap import INSIDE_MPL_CACHE, INSIDE_RUNNER_DIR, INSIDE_WORK, Layout, bwrap_argv, find_bwrap, layout
 from retrieval.render.types import STATUSES, SandboxLimits
 
 RUNNER = Path(__file__).with_name("_runner.py")
 TOKEN_VAR = "ZF_SANDBOX_TOKEN"
-CLONE_NEWNET = 0x40000000
-EXIT_FAILED = 3  # the runner's "classified failure" exit code (see _runner.py)
 _MB = 1024 * 1024
-# Directories the child may read besides the interpreter's own library trees.
 _EXTRA_READ_ROOTS = ("/usr/share/fonts", "/usr/local/share/fonts", "/usr/share/zoneinfo",
                      "/etc/localtime", "/dev/null", "/dev/urandom", "/dev/zero")
 _FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "DejaVuSerif-Bold.ttf",
                "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf")
 _MEMORY_HINTS = ("MemoryError", "memory allocation of", "Cannot allocate memory", "std::bad_alloc",
                  "out of memory")
+# The parent's own wall-clock bound: the supervisor's, plus start-up and decoding.
+_PARENT_MARGIN_S = 15.0
+# Fresh uids for renders as root: far above any real account, never reused within a process.
+_UID_RANGE = (0x40000000, 0x7FFF0000)
+LEVELS = ("bwrap+seccomp", "bwrap", "rlimits+seccomp", "rlimits-only")
 
 
 @dataclass(frozen=True)
 class SandboxHost:
-    """What the sandbox found on this machine (cached once per process and settings)."""
+    """What the sandbox found on this machine (probed once per process and settings)."""
 
+    level: str                     # one of LEVELS
+    reason: str                    # why the level is not stronger ("" for bwrap+seccomp)
     python: str
     sys_path: tuple[str, ...]
-    read_roots: tuple[str, ...]
+    read_roots: tuple[str, ...]    # the audit hook's read allowlist (an early refusal only)
     font_files: tuple[str, ...]
-    run_as: tuple[int, int] | None      # (uid, gid) the child switches to, None = stays as is
-    network_namespace: bool
+    bwrap: str | None              # the bubblewrap binary, when the level uses it
+    seccomp: bool
+    as_root: bool                  # renders drop from root to a fresh uid of their own
+    layout: Layout | None = None
+
+    @property
+    def python_allowed(self) -> bool:
+        return self.bwrap is not None
 
 
 @dataclass
 class SandboxRun:
-    """Raw outcome of one child run, before the image is decoded.
+    """Raw outcome of one sandbox run.
 
-    ``status`` is None when the runner reported success: the caller must still
-    validate ``png``.  ``blocked`` lists the actions the audit hook refused."""
+    ``status`` is None on success, and ``rgb`` then holds ``size*size*3`` bytes.
+    ``blocked`` lists the actions the audit hook refused."""
 
     status: str | None
     reason: str
     returncode: int | None
     stdout_tail: str
-    png: bytes | None
+    rgb: bytes | None
     seconds: float
+    isolation: str
     blocked: list[str] = field(default_factory=list)
 
 
 def _require_linux() -> None:
     if not sys.platform.startswith("linux") or not os.path.isdir("/proc"):
-        raise RuntimeError(f"the render sandbox needs Linux (rlimits, /proc); this is {sys.platform}")
-
-
-def _tasks_of_uid(uid: int) -> int:
-    """Processes plus threads owned by ``uid`` now: what RLIMIT_NPROC counts."""
-    n = 0
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    n += len(os.listdir(f"/proc/{name}/task"))
-            except OSError:
-                continue  # exited meanwhile
-    return n
-
-
-def _libc_unshare():
-    import ctypes
-
-    fn = ctypes.CDLL(None, use_errno=True).unshare
-    fn.argtypes = [ctypes.c_int]
-    return fn
-
-
-def _make_preexec(limits: SandboxLimits, nproc: int, run_as: tuple[int, int] | None, netns: bool):
-    """The function run in the forked child before exec: namespaces need root, so
-    they come first, then the limits, then the uid switch (after which the hard
-    limits can no longer be raised)."""
-    unshare = _libc_unshare() if netns else None
-    mem = limits.memory_mb * _MB
-    fsize = limits.file_size_mb * _MB
-    cpu = int(limits.cpu_seconds)
-    settings = (
-        (resource.RLIMIT_CORE, 0, 0),
-        (resource.RLIMIT_CPU, cpu, cpu + 1),
-        (resource.RLIMIT_AS, mem, mem),
-        (resource.RLIMIT_FSIZE, fsize, fsize),
-        (resource.RLIMIT_NOFILE, limits.max_open_files, limits.max_open_files),
-        (resource.RLIMIT_NPROC, nproc, nproc),
-    )
-
-    def preexec() -> None:
-        if unshare is not None and unshare(CLONE_NEWNET) != 0:
-            raise OSError("unshare(CLONE_NEWNET) failed")
-        for which, soft, hard in settings:
-            resource.setrlimit(which, (soft, hard))
-        if run_as is not None:
-            os.setgroups([])
-            os.setgid(run_as[1])
-            os.setuid(run_as[0])
-
-    return preexec
+        raise RuntimeError(f"the render sandbox needs Linux (namespaces, rlimits, /proc); this is {sys.platform}")
 
 
 def _font_files() -> tuple[str, ...]:
@@ -162,49 +125,75 @@ def _font_files() -> tuple[str, ...]:
     return tuple(str(ttf / f) for f in _FONT_FILES if (ttf / f).is_file())
 
 
-def _base_host() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+def _read_roots(lay: Layout, inside_runner: str) -> tuple[str, ...]:
+    import sysconfig
+
     paths = sysconfig.get_paths()
-    site = tuple(dict.fromkeys(os.path.realpath(paths[k]) for k in ("purelib", "platlib")))
     roots = [os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     roots += [os.path.realpath(p) for p in sys.path if p.endswith(".zip")]
-    roots += list(_EXTRA_READ_ROOTS)
-    roots.append(str(RUNNER.resolve()))  # the runner's own source, for its tracebacks
-    return sys.executable, site, tuple(dict.fromkeys(roots))
+    roots += list(_EXTRA_READ_ROOTS) + [inside_runner]
+    return tuple(dict.fromkeys(roots))
+
+
+def _probe(host: SandboxHost) -> str | None:
+    """None when a trivial render starts and ends cleanly under ``host``; else why not."""
+    try:
+        run = _launch(host, "probe", None, 8, SandboxLimits(wall_seconds=60, cpu_seconds=30))
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"{type(e).__name__}: {e}"
+    if run.status is None:
+        return None
+    return f"{run.status}: {run.reason} {run.stdout_tail[-300:].strip()}".strip()
 
 
 @functools.lru_cache(maxsize=8)
-def _host(drop: bool, uid: int, gid: int, netns: bool) -> SandboxHost:
-    """Probe once which layers work here: run the runner in "probe" mode with the
-    strongest settings first and fall back one layer at a time."""
+def _host(sandbox_uid: int, sandbox_gid: int, force: str) -> SandboxHost:
+    """Probe once which boundary works here, strongest first, and fall back one layer at a time."""
     _require_linux()
-    python, site, roots = _base_host()
+    lay = layout()
     fonts = _font_files()
-    root = os.geteuid() == 0
-    tries = []
-    for want_uid in ((True, False) if (drop and root) else (False,)):
-        for want_ns in ((True, False) if (netns and root) else (False,)):
-            tries.append(((uid, gid) if want_uid else None, want_ns))
-    failures = []
-    for run_as, ns in tries:
-        host = SandboxHost(python, site, roots, fonts, run_as, ns)
-        try:
-            run = _launch(host, "probe", None, 8, SandboxLimits(wall_seconds=60, cpu_seconds=30))
-        except (OSError, subprocess.SubprocessError) as e:
-            # e.g. the interpreter lives under a directory the sandbox uid cannot enter
-            failures.append(f"run_as={run_as} netns={ns}: {type(e).__name__}: {e}")
-            continue
-        if run.status is None and run.returncode == 0:
+    as_root = os.geteuid() == 0
+    has_seccomp = _seccomp.supported()
+    bwrap = find_bwrap()
+    failures: list[str] = []
+    tries: list[tuple[str, str | None, bool]] = []
+    if force not in ("auto", "rlimits"):
+        raise ValueError(f"SandboxLimits.isolation must be 'auto' or 'rlimits', got {force!r}")
+    if force == "rlimits":
+        failures.append("bubblewrap not used (SandboxLimits.isolation='rlimits')")
+    elif bwrap is None:
+        failures.append("bubblewrap (bwrap) is not installed: scripts/system_deps.sh installs it")
+    else:
+        if has_seccomp:
+            tries.append(("bwrap+seccomp", bwrap, True))
+        else:
+            failures.append(f"no seccomp syscall table for {_seccomp.machine()}")
+        tries.append(("bwrap", bwrap, False))
+    if has_seccomp:
+        tries.append(("rlimits+seccomp", None, True))
+    tries.append(("rlimits-only", None, False))
+    for level, bw, sec in tries:
+        inside = INSIDE_RUNNER_DIR if bw else str(RUNNER.parent)
+        host = SandboxHost(level, "; ".join(failures), lay.python, lay.sys_path, _read_roots(lay, inside),
+                           fonts, bw, sec, as_root and bw is not None, lay)
+        why = _probe(host)
+        if why is None:
             return host
-        failures.append(f"run_as={run_as} netns={ns}: exited {run.returncode}: {run.reason} "
-                        f"{run.stdout_tail[-300:]}")
-    raise RuntimeError(f"the render sandbox cannot start {python}; tried: " + "; ".join(failures))
+        failures.append(f"{level} failed: {why}")
+    raise RuntimeError(f"the render sandbox cannot start {lay.python}; tried: " + "; ".join(failures))
 
 
 def sandbox_host(limits: SandboxLimits | None = None) -> SandboxHost:
-    """The layers a render with these limits gets on this machine (probed once)."""
+    """The boundary a render with these limits gets on this machine (probed once)."""
     limits = limits or SandboxLimits()
-    return _host(limits.drop_privileges, limits.sandbox_uid, limits.sandbox_gid,
-                 limits.network_namespace)
+    return _host(limits.sandbox_uid, limits.sandbox_gid, limits.isolation)
+
+
+def isolation_level(limits: SandboxLimits | None = None) -> str:
+    """This machine's isolation level for renders: "bwrap+seccomp", "bwrap",
+    "rlimits+seccomp" or "rlimits-only" (see the module docstring).  For task-set
+    metadata: a set rendered at a weaker level says so."""
+    return sandbox_host(limits).level
 
 
 _MPL_LOCK = threading.Lock()
@@ -214,7 +203,7 @@ _MPL_CACHE: dict[str, Path | None] = {}
 def _mpl_font_cache(python: str, site: tuple[str, ...]) -> Path | None:
     """A matplotlib font list built once per process by a trusted child (no model
     text), copied into each sandbox so matplotlib neither rescans the system fonts
-    nor calls fc-list (which the sandbox would refuse)."""
+    nor calls fc-list."""
     with _MPL_LOCK:
         if python in _MPL_CACHE:
             return _MPL_CACHE[python]
@@ -227,17 +216,23 @@ def _mpl_font_cache(python: str, site: tuple[str, ...]) -> Path | None:
             subprocess.run([python, "-I", "-S", "-B", "-c", code], env=env, cwd=d, timeout=300,
                            stdin=subprocess.DEVNULL, capture_output=True, check=False)
             found = next(iter(sorted(d.glob("fontlist-*.json"))), None)
+            if found is not None:
+                os.chmod(d, 0o755)  # a render's own uid reads it (root renders drop to one)
+                os.chmod(found, 0o644)
         _MPL_CACHE[python] = found
         return found
 
 
+@functools.lru_cache(maxsize=1)
+def _baseline_filter() -> bytes:
+    return _seccomp.baseline_filter()
+
+
 def _wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
-    """Wait for the child to exit; False on timeout.  A pidfd wakes us the moment
-    it exits (``Popen.wait(timeout)`` polls with sleeps of up to 50 ms, which
-    would dominate a 40 ms render)."""
+    """Wait for the child to exit; False on timeout (a pidfd wakes us at once)."""
     try:
         fd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # kernel < 5.3 or not Linux
+    except (AttributeError, OSError):
         try:
             proc.wait(timeout=timeout)
             return True
@@ -258,20 +253,22 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def sweep_marked(token: str) -> int:
-    """SIGKILL every process whose environment holds this run's marker; returns
-    how many were found.  Catches children that left the process group."""
+def sweep_marked(token: str, uid: int | None = None) -> int:
+    """SIGKILL every process whose environment holds this run's marker, or (as root)
+    whose real uid is the render's own; returns how many were found."""
     needle = f"{TOKEN_VAR}={token}".encode()
     killed = 0
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                if needle not in f.read():
-                    continue
-            os.kill(int(name), signal.SIGKILL)
-            killed += 1
+            hit = uid is not None and os.stat(f"/proc/{name}").st_uid == uid
+            if not hit:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    hit = needle in f.read()
+            if hit:
+                os.kill(int(name), signal.SIGKILL)
+                killed += 1
         except OSError:
             continue
     return killed
@@ -288,7 +285,7 @@ def _read_tail(path: Path, chars: int) -> str:
 def _read_report(path: Path) -> tuple[dict | None, list[str]]:
     final, blocked = None, []
     with open(path, "rb") as f:
-        for line in f.read(1 * _MB).splitlines():
+        for line in f.read(2 * _MB).splitlines():
             try:
                 obj = json.loads(line)
             except ValueError:
@@ -302,85 +299,52 @@ def _read_report(path: Path) -> tuple[dict | None, list[str]]:
     return final, blocked
 
 
-def _read_png(work: Path, limits: SandboxLimits) -> tuple[bytes | None, str]:
-    """out.png as bytes, opened without following links: the child could have
-    made it a symlink or hard link to a file it may not read itself."""
-    try:
-        fd = os.open(work / "out.png", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return None, "the program did not write out.png"
-    except OSError as e:
-        return None, f"out.png could not be opened safely ({e.strerror}): expected a regular file"
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            return None, "out.png is not a regular file with a single link"
-        if st.st_size > limits.file_size_mb * _MB:
-            return None, f"out.png is {st.st_size} bytes, over the {limits.file_size_mb} MB limit"
-        chunks, left = [], st.st_size
-        while left > 0:
-            chunk = os.read(fd, min(left, _MB))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks), ""
-    finally:
-        os.close(fd)
-
-
-def _classify(timed_out: bool, rc: int, final: dict | None, blocked: list[str],
-              limits: SandboxLimits, tail: str) -> tuple[str | None, str]:
+def _classify(timed_out: bool, rc: int, final: dict | None, limits: SandboxLimits,
+              tail: str) -> tuple[str | None, str]:
     if timed_out:
-        return "timeout", f"wall-clock limit of {limits.wall_seconds:g} s reached; process group killed"
-    if rc < 0:
-        sig = -rc
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = f"signal {sig}"
-        if sig == signal.SIGXCPU:
-            return "timeout", f"CPU-time limit of {limits.cpu_seconds} s reached (SIGXCPU)"
-        if sig == signal.SIGXFSZ:
-            return "resource_limit", f"file size limit of {limits.file_size_mb} MB reached (SIGXFSZ)"
-        if sig == signal.SIGKILL:
-            return "resource_limit", ("killed by SIGKILL: CPU hard limit "
-                                      f"({limits.cpu_seconds + 1} s) or the out-of-memory killer")
+        return "timeout", (f"wall-clock limit of {limits.wall_seconds:g} s (+{_PARENT_MARGIN_S:g} s "
+                           "start-up margin) reached; the sandbox was killed")
+    if final is None:
         if any(h in tail for h in _MEMORY_HINTS):
-            return "resource_limit", f"killed by {name} after running out of memory ({limits.memory_mb} MB)"
-        return "crashed", f"killed by {name}"
-    if blocked:
-        return "rejected", f"blocked at run time: {blocked[0]}"
-    if final is not None:
-        status = str(final.get("status"))
-        reason = str(final.get("reason", ""))
-        if status == "ok":
-            if rc != 0:
-                return "crashed", f"runner reported success but exited with status {rc}"
-            return None, ""
-        if status not in STATUSES or rc != EXIT_FAILED:
-            return "crashed", f"sandbox exited with status {rc} (last report {status!r}: {reason})"
-        return status, reason
-    if rc == 0:
-        return None, ""  # the program ended the interpreter itself; the image decides
-    if any(h in tail for h in _MEMORY_HINTS):
-        return "resource_limit", f"the interpreter ran out of memory ({limits.memory_mb} MB) before reporting"
-    last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
-    return "crashed", f"sandbox exited with status {rc} without a report: {last[:300]}"
+            return "resource_limit", f"the sandbox ran out of memory ({limits.memory_mb} MB) before reporting"
+        last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
+        return "crashed", f"sandbox exited with status {rc} without a report: {last[:300]}"
+    status, reason = str(final.get("status")), str(final.get("reason", ""))
+    if status not in STATUSES:
+        return "crashed", f"sandbox reported an unknown status {status!r}: {reason}"
+    if status == "ok":
+        return None, ""
+    if status == "crashed" and reason.startswith("killed by") and any(h in tail for h in _MEMORY_HINTS):
+        return "resource_limit", f"{reason} after running out of memory ({limits.memory_mb} MB)"
+    return status, reason
 
 
-def _child_env(work: Path, token: str) -> dict[str, str]:
-    w = str(work)
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": w, "TMPDIR": w, "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8", "MPLCONFIGDIR": f"{w}/.mpl", "MPLBACKEND": "Agg",
+def _image_bytes(path: Path, final: dict, size: int) -> tuple[bytes | None, str]:
+    """The render's size x size RGB bytes.  The sandbox sends raw RGB (Python mode: it
+    decoded the program's PNG itself) or, for SVG, resvg's PNG of exactly size x size,
+    whose header is checked before the parent decodes those pixels and no more."""
+    data = path.read_bytes()
+    if final.get("image_format") == "png":
+        dims = png_dimensions(data)
+        if dims is None or not (0 < dims[0] <= size and 0 < dims[1] <= size):
+            return None, "the sandbox returned a PNG larger than the requested size"
+        image, status, reason = decode_png_rgb(data, size, size * size)
+        return (image.tobytes(), "") if image is not None else (None, reason)
+    if len(data) != size * size * 3:
+        return None, "the sandbox returned no image of the requested size"
+    return data, ""
+
+
+def _child_env(token: str, work: str, tmp: str) -> dict[str, str]:
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": work, "TMPDIR": tmp, "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8", "MPLCONFIGDIR": f"{work}/.mpl", "MPLBACKEND": "Agg",
             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
             "NUMEXPR_NUM_THREADS": "1", TOKEN_VAR: token}
 
 
 def _rmtree(path: Path) -> None:
     def retry(func, p, _exc):
-        # The child may have left directories without permissions.
-        try:
+        try:  # the child may have left directories without permissions
             os.chmod(os.path.dirname(p), 0o700)
             os.chmod(p, 0o700)
             func(p)
@@ -393,64 +357,93 @@ def _rmtree(path: Path) -> None:
 def _launch(host: SandboxHost, mode: str, payload: tuple[str, bytes] | None, size: int,
             limits: SandboxLimits) -> SandboxRun:
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="zf-render-"))
-    logdir = Path(tempfile.mkdtemp(prefix="zf-render-log-"))  # parent-only (0700)
+    private = Path(tempfile.mkdtemp(prefix="zf-render-log-"))  # parent-only (0700)
+    work = None if host.bwrap else Path(tempfile.mkdtemp(prefix="zf-render-"))
     token = secrets.token_hex(12)
+    uid = random.SystemRandom().randrange(*_UID_RANGE) if host.as_root else None
     proc: subprocess.Popen | None = None
+    files = []
     try:
-        if payload is not None:
-            (work / payload[0]).write_bytes(payload[1])
-        if mode == "python":
-            cache = _mpl_font_cache(host.python, host.sys_path)
-            (work / ".mpl").mkdir()
-            if cache is not None:
-                shutil.copyfile(cache, work / ".mpl" / cache.name)
-        if host.run_as is not None:
-            for p in [work, *work.rglob("*")]:
-                os.chown(p, *host.run_as)
-        nproc = _tasks_of_uid(host.run_as[0] if host.run_as else os.getuid()) + limits.max_processes
-        cfg = {"mode": mode, "work": str(work), "size": size, "sys_path": list(host.sys_path),
-               "read_roots": list(host.read_roots), "font_files": list(host.font_files),
-               "memory_mb": limits.memory_mb, "file_size_mb": limits.file_size_mb}
-        with open(logdir / "output.log", "wb") as log, open(logdir / "report.jsonl", "ab") as rep:
-            cfg["report_fd"] = rep.fileno()
+        (private / "payload").write_bytes(payload[1] if payload else b"")
+        mpl = _mpl_font_cache(host.python, host.sys_path) if mode == "python" else None
+        opened = {name: open(private / name, flags) for name, flags in
+                  (("payload", "rb"), ("output.log", "wb"), ("report.jsonl", "ab"), ("image.rgb", "ab"))}
+        files = list(opened.values())
+        seccomp_fd = None
+        if host.bwrap and host.seccomp:
+            (private / "seccomp.bpf").write_bytes(_baseline_filter())
+            files.append(open(private / "seccomp.bpf", "rb"))
+            seccomp_fd = files[-1].fileno()
+        inside_work = INSIDE_WORK if host.bwrap else str(work)
+        cfg = {"mode": mode, "work": inside_work, "size": size, "sys_path": list(host.sys_path),
+               "read_roots": list(host.read_roots) + [inside_work], "font_files": list(host.font_files),
+               "memory_mb": limits.memory_mb, "file_size_mb": limits.file_size_mb,
+               "cpu_seconds": limits.cpu_seconds, "wall_seconds": limits.wall_seconds,
+               "max_open_files": limits.max_open_files, "max_processes": limits.max_processes,
+               "max_pixels": limits.max_pixels, "max_payload_bytes": max(limits.max_program_bytes, 1) * 4,
+               "payload_name": payload[0] if payload else "", "seccomp": host.seccomp,
+               "drop_to": uid, "userns": host.as_root, "sandbox_uid": limits.sandbox_uid, "sandbox_gid": limits.sandbox_gid,
+               "report_fd": opened["report.jsonl"].fileno(), "image_fd": opened["image.rgb"].fileno(),
+               "mpl_cache": None, "audit_hook": limits.audit_hook, "mpl_cache_name": mpl.name if mpl else ""}
+        if mpl is not None:
+            cfg["mpl_cache"] = INSIDE_MPL_CACHE if host.bwrap else str(mpl)
+        if host.bwrap:
+            argv = bwrap_argv(host.bwrap, host.layout, as_root=host.as_root, sandbox_uid=limits.sandbox_uid,
+                              sandbox_gid=limits.sandbox_gid, tmpfs_bytes=limits.tmpfs_mb * _MB,
+                              seccomp_fd=seccomp_fd, mpl_cache=str(mpl) if mpl else None,
+                              runner_cfg=json.dumps(cfg))
+            env, cwd = _child_env(token, INSIDE_WORK, "/tmp"), "/"
+        else:
             argv = [host.python, "-I", "-S", "-B", str(RUNNER), json.dumps(cfg)]
-            proc = subprocess.Popen(
-                argv, cwd=work, env=_child_env(work, token), stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, pass_fds=(rep.fileno(),), close_fds=True,
-                start_new_session=True,
-                preexec_fn=_make_preexec(limits, nproc, host.run_as, host.network_namespace))
-            timed_out = not _wait_exit(proc, limits.wall_seconds)
-            if timed_out:
-                _kill_group(proc.pid)
-            rc = proc.wait()
-            _kill_group(proc.pid)  # anything the program left behind in its group
-            sweep_marked(token)     # and anything that left the group
-        tail = _read_tail(logdir / "output.log", limits.stdout_tail_chars)
-        final, blocked = _read_report(logdir / "report.jsonl")
-        status, reason = _classify(timed_out, rc, final, blocked, limits, tail)
-        png = None
+            env, cwd = _child_env(token, str(work), str(work)), str(work)
+        pass_fds = tuple(f.fileno() for f in files if f is not opened["payload"] and f is not opened["output.log"])
+        # No preexec_fn: CPython then starts the child with vfork semantics, so the
+        # parent (a trainer holding threads and LanceDB's runtime) is never forked.
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=opened["payload"], stdout=opened["output.log"],
+                                stderr=opened["output.log"], pass_fds=pass_fds, close_fds=True,
+                                start_new_session=True)
+        for f in files:
+            f.close()
+        timed_out = not _wait_exit(proc, limits.wall_seconds + _PARENT_MARGIN_S)
+        if timed_out:
+            _kill_group(proc.pid)
+        rc = proc.wait()
+        _kill_group(proc.pid)       # anything left in its process group
+        sweep_marked(token, uid)    # and anything that left the group
+        tail = _read_tail(private / "output.log", limits.stdout_tail_chars)
+        final, blocked = _read_report(private / "report.jsonl")
+        status, reason = _classify(timed_out, rc, final, limits, tail)
+        rgb = None
         if status is None and mode != "probe":
-            png, why = _read_png(work, limits)
-            if png is None:
+            rgb, why = _image_bytes(private / "image.rgb", final, size)
+            if rgb is None:
                 status, reason = "no_image", why
-        return SandboxRun(status, reason, rc, tail, png, time.perf_counter() - t0, blocked)
+        return SandboxRun(status, reason, rc, tail, rgb, time.perf_counter() - t0, host.level, blocked)
     finally:
+        for f in files:
+            f.close()
         if proc is not None and proc.poll() is None:  # interrupted while waiting
             _kill_group(proc.pid)
             proc.wait()
-            sweep_marked(token)
-        _rmtree(work)
-        _rmtree(logdir)
+            sweep_marked(token, uid)
+        if work is not None:
+            _rmtree(work)
+        _rmtree(private)
 
 
 def run_in_sandbox(mode: str, payload: tuple[str, bytes], size: int,
                    limits: SandboxLimits) -> SandboxRun:
-    """Run ``payload`` (file name in the temp dir, bytes) in a fresh sandbox.
+    """Run ``payload`` (file name in the work folder, bytes) in a fresh sandbox.
 
     ``mode`` is "python" (payload ``program.py``) or "svg" (payload ``input.svg``,
     already vetted by ``svg_policy``).  Raises only for misuse or a machine where
-    no sandbox can start; every failure of the program is a ``SandboxRun``."""
+    no sandbox can start; every failure of the program is a ``SandboxRun``.  On a
+    host without the OS boundary a Python program is refused without running."""
     if mode not in ("python", "svg"):
         raise ValueError(f"run_in_sandbox mode must be 'python' or 'svg', got {mode!r}")
-    return _launch(sandbox_host(limits), mode, payload, size, limits)
+    host = sandbox_host(limits)
+    if mode == "python" and not host.python_allowed:
+        return SandboxRun("rejected", f"Python programs need the OS-level sandbox, which this machine lacks "
+                                      f"(isolation level {host.level}: {host.reason})",
+                          None, "", None, 0.0, host.level)
+    return _launch(host, mode, payload, size, limits)

@@ -30,12 +30,10 @@ STATUSES = (
 class SandboxLimits:
     """Limits for one render.  Defaults suit small MM-Zero images on a shared CPU.
 
-    ``max_processes`` is the number of processes AND threads (Linux counts both
-    under RLIMIT_NPROC) the sandbox may add on top of what its uid already runs:
-    RLIMIT_NPROC counts every task of the real uid, so the limit is set to
-    "current count + max_processes" at launch.  The kernel does not enforce it for
-    root, which is one reason the sandbox drops root to ``sandbox_uid`` when it
-    can (``drop_privileges``).
+    ``max_processes`` is the number of threads (Linux counts them under
+    RLIMIT_NPROC with processes) the program may start; it may start no process
+    at all under the full boundary (seccomp).  ``wall_seconds`` bounds the
+    program's run inside the sandbox; the parent adds a start-up margin on top.
     """
 
     wall_seconds: float = 5.0
@@ -49,17 +47,22 @@ class SandboxLimits:
     max_svg_elements: int = 10_000
     max_svg_depth: int = 64
     stdout_tail_chars: int = 2000
-    # As root: run the child as this uid/gid (65534 = nobody) when it works.
-    drop_privileges: bool = True
+    # Inside the sandbox's user namespace the program runs as this uid/gid (65534 = nobody).
     sandbox_uid: int = 65534
     sandbox_gid: int = 65534
-    # Put the child in an empty network namespace when the kernel lets us.
-    network_namespace: bool = True
+    # Size of each private tmpfs (work folder, /tmp, /dev/shm); they live in memory.
+    tmpfs_mb: int = 32
+    # "auto": the strongest boundary this machine allows (see retrieval.render.sandbox);
+    # "rlimits": skip bubblewrap (for comparisons and tests of the fail-closed path).
+    isolation: str = "auto"
+    # The audit hook in the program's process: an early, readable refusal only (the
+    # red-team tests run the corpus without it too, to show nothing depends on it).
+    audit_hook: bool = True
 
     def __post_init__(self) -> None:
         positive = ("wall_seconds", "cpu_seconds", "memory_mb", "file_size_mb", "max_processes",
                     "max_pixels", "max_open_files", "max_program_bytes", "max_svg_elements",
-                    "max_svg_depth")
+                    "max_svg_depth", "tmpfs_mb")
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
@@ -69,6 +72,8 @@ class SandboxLimits:
                              f"that much address space), got {self.memory_mb}")
         if self.max_open_files < 16:
             raise ValueError(f"SandboxLimits.max_open_files must be at least 16, got {self.max_open_files}")
+        if self.isolation not in ("auto", "rlimits"):
+            raise ValueError(f"SandboxLimits.isolation must be 'auto' or 'rlimits', got {self.isolation!r}")
 
 
 @dataclass
@@ -77,7 +82,9 @@ class RenderResult:
     ``ok``; otherwise ``None`` and ``status``/``reason`` say what went wrong.
     ``stdout_tail`` is the end of what the program printed (stdout and stderr
     together), useful as feedback to the model; ``seconds`` is the wall time of
-    the whole render, sandbox set-up and clean-up included."""
+    the whole render, sandbox set-up and clean-up included; ``isolation`` is the
+    boundary it ran under (``retrieval.render.sandbox.isolation_level``), empty
+    when nothing ran (refused by a static check)."""
 
     ok: bool
     image: Image.Image | None
@@ -85,6 +92,7 @@ class RenderResult:
     reason: str
     seconds: float
     stdout_tail: str = ""
+    isolation: str = ""
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

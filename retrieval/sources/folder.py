@@ -6,7 +6,9 @@ ignored).  Captions come from a sidecar ``<stem>.txt`` next to the image when pr
 else from the file stem ("red_fox-2" -> "red fox 2").  Every failure -- zero bytes, not
 an image, truncated data, pixel count above ``max_pixels`` (decompression bombs), I/O
 errors -- becomes a ``Rejected`` carrying the path and reason; nothing raises and
-nothing is dropped silently.  Images are converted to RGB and downscaled so the longest
+nothing is dropped silently.  Symlinks (to files or folders) are never followed and
+FIFOs, devices and sockets never opened: each is a ``Rejected`` with no path (so
+nothing is copied into quarantine); see ``retrieval.sources.safe_files``.  Images are converted to RGB and downscaled so the longest
 side is at most ``max_side``.  Ids are content hashes (``folder:<sha256[:16]>``), so the
 same file added twice, from anywhere, is one pool entry::
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from retrieval.sources.base import ImageRecord, ImageSource, Rejected, fit_max_side, register_source, to_rgb
+from retrieval.sources.safe_files import REASONS, UnsafeFile, classify, read_regular, walk_files
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 DEFAULT_MAX_PIXELS = 40_000_000  # ~6300x6300; larger inputs are treated as bombs
@@ -80,12 +83,16 @@ class FolderSource(ImageSource):
         self.max_side, self.max_pixels, self.difficulty = max_side, max_pixels, difficulty
         self.extensions = tuple(e.lower() for e in extensions)
 
-    def _files(self) -> list[Path]:
-        return sorted(p for p in self.root.rglob("*")
-                      if p.suffix.lower() in self.extensions and not p.is_dir())
+    def _files(self) -> list[tuple[Path, str]]:
+        return [(p, kind) for p, kind in walk_files(self.root) if p.suffix.lower() in self.extensions]
 
     def iter_items(self) -> Iterator[ImageRecord | Rejected]:
-        for path in self._files():
+        for path, kind in self._files():
+            if kind != "file":
+                # Never opened; no path, so quarantine records the reason without copying.
+                yield Rejected(source=self.name, ref=str(path.relative_to(self.root)),
+                               reason=REASONS.get(kind, REASONS["other"]), path=None)
+                continue
             yield self._load(path)
 
     def _reject(self, path: Path, reason: str) -> Rejected:
@@ -93,7 +100,9 @@ class FolderSource(ImageSource):
 
     def _load(self, path: Path) -> ImageRecord | Rejected:
         try:
-            data = path.read_bytes()
+            data = read_regular(path)
+        except UnsafeFile as exc:
+            return Rejected(source=self.name, ref=str(path.relative_to(self.root)), reason=str(exc), path=None)
         except OSError as exc:
             return self._reject(path, f"unreadable file: {type(exc).__name__}: {exc}")
         if not data:
@@ -105,7 +114,7 @@ class FolderSource(ImageSource):
         rgb = fit_max_side(rgb, self.max_side)
         sidecar = path.with_suffix(".txt")
         try:
-            caption = sidecar.read_text(encoding="utf-8").strip() if sidecar.is_file() else ""
+            caption = read_regular(sidecar, 1 << 16).decode("utf-8").strip() if classify(sidecar) == "file" else ""
         except (OSError, UnicodeDecodeError) as exc:
             return self._reject(path, f"unreadable caption sidecar {sidecar.name}: {exc}")
         from_sidecar = bool(caption)

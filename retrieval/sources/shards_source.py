@@ -6,7 +6,8 @@ png, webp); its caption is the `txt` member, else `caption`, else the
 are read with the `webdataset` library, sample by sample; a sample without an
 image, an image that does not decode (truncated, corrupt, a bomb) or a text
 member that is not UTF-8 becomes a `Rejected` with the shard and key, so one
-bad sample never stops the pool. Ids hash the image bytes: the same image in
+bad sample never stops the pool. A local shard path that is a symlink, FIFO,
+device or socket is a `Rejected` too, never opened. Ids hash the image bytes: the same image in
 two shards is one pool row.
 
     build_source("shards", urls=["/data/laion/{000000..000009}.tar"])
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 
 from retrieval.sources.base import ImageRecord, ImageSource, Rejected, fit_max_side, register_source
 from retrieval.sources.folder import DEFAULT_MAX_PIXELS, decode_image_bytes
+from retrieval.sources.safe_files import REASONS, classify
 
 IMAGE_KEYS = ("jpg", "jpeg", "png", "webp")
 
@@ -48,9 +50,20 @@ class ShardsSource(ImageSource):
 
     def iter_items(self) -> Iterator[ImageRecord | Rejected]:
         import webdataset as wds
+        from braceexpand import braceexpand
 
+        safe = []
+        for url in (u for pattern in self.urls for u in braceexpand(pattern)):
+            local = url[len("file:"):] if url.startswith("file:") else (None if "://" in url or url.startswith("pipe:") else url)
+            kind = classify(local) if local is not None else "file"
+            if kind not in ("file", "missing"):  # a missing shard is webdataset's to report
+                yield Rejected(self.name, url, f"shard {REASONS.get(kind, REASONS['other'])}")
+                continue
+            safe.append(url)
+        if not safe:
+            return
         # warn_and_continue: an unreadable shard is logged and skipped instead of ending the iteration
-        ds = wds.WebDataset(self.urls, shardshuffle=False, handler=wds.warn_and_continue, empty_check=False)
+        ds = wds.WebDataset(safe, shardshuffle=False, handler=wds.warn_and_continue, empty_check=False)
         for sample in ds:
             yield self._record(sample)
 

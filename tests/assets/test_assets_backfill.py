@@ -87,3 +87,54 @@ def test_instance_reads_retries_monitoring_and_the_gpu_pool(tmp_path, monkeypatc
     assert job.tags["zeroforge/loop"] == "vzero"
     limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
     assert {"key": "zeroforge/loop", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+
+
+def _dead_run_with_a_slot(instance, job="vzero_iteration", partition="iter-0003"):
+    """A STARTED run of this host whose worker is gone, holding the gpu pool slot (a kill -9)."""
+    import socket
+    import subprocess
+    import uuid
+
+    from orchestration.backfill import HOST_TAG
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    run_id = str(uuid.uuid4())
+    instance.add_run(dg.DagsterRun(job_name=job, run_id=run_id, status=dg.DagsterRunStatus.STARTED,
+                                   tags={HOST_TAG: socket.gethostname(), "dagster/partition": partition}))
+    event = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=job,
+                            message="started", pid=gone.pid)
+    instance.report_dagster_event(event, run_id)
+    storage = instance.event_log_storage
+    storage.set_concurrency_slots("gpu", 1)
+    assert storage.claim_concurrency_slot("gpu", run_id, "vzero/solver_checkpoint").is_claimed
+    return run_id
+
+
+def test_dead_runs_are_found_dry_run_changes_nothing_then_slots_are_freed(tmp_path):
+    from orchestration.backfill import fail_dead_runs, free_dead_runs, recover_dead_runs
+
+    (tmp_path / "dagster.yaml").write_text(DAGSTER_YAML)
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    run_id = _dead_run_with_a_slot(instance)
+    storage = instance.event_log_storage
+
+    [dry] = free_dead_runs(instance, dry_run=True)
+    assert dry.run_id == run_id and dry.marked_failed and dry.slots == ("gpu:vzero/solver_checkpoint",)
+    assert "would be marked failed" in dry.describe()
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED  # dry: unchanged
+    assert len(storage.get_concurrency_info("gpu").claimed_slots) == 1
+
+    lines = []
+    [done] = recover_dead_runs(instance, echo=lines.append)
+    assert done.run_id == run_id and lines and "was marked failed" in lines[0] and "gpu" in lines[0]
+    assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    assert storage.get_concurrency_info("gpu").claimed_slots == []
+    assert free_dead_runs(instance) == [] and fail_dead_runs(instance) == []  # nothing left to do
+
+    # A run that already failed but kept its slot (a crash between the two steps) is freed too.
+    other = _dead_run_with_a_slot(instance, partition="iter-0004")
+    instance.report_run_failed(instance.get_run_by_id(other), "failed elsewhere")
+    [kept] = free_dead_runs(instance)
+    assert kept.run_id == other and not kept.marked_failed and kept.slots
+    assert storage.get_concurrency_info("gpu").claimed_slots == []

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from test_evaluation_readers import MC_ROWS, b64, png, write_tsv
 
 from evaluation.benchmarks import load_benchmark, open_benchmark
 from evaluation.readers import (
@@ -20,7 +21,6 @@ from evaluation.readers import (
     read_samples,
     read_vlmeval_tsv,
 )
-from test_evaluation_readers import MC_ROWS, b64, png, write_tsv
 
 
 def noisy_png() -> bytes:

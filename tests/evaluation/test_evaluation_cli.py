@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 import pytest
-
 from test_evaluation_readers import MC_ROWS, write_tsv
+
 from zeroforge.cli import main
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from test_evaluation_readers import MC_ROWS, png, write_tsv
 
 from evaluation.benchmarks import load_benchmark, open_benchmark
 from evaluation.custom import (
@@ -16,7 +17,6 @@ from evaluation.custom import (
     resolve_rules,
 )
 from evaluation.readers import ON_BAD_IMAGE_HELP, BenchmarkFormatError, BenchSample
-from test_evaluation_readers import MC_ROWS, png, write_tsv
 
 
 def write_set(folder, records, name="custom.jsonl"):
@@ -80,7 +80,8 @@ def test_parse_rule_arg(text, expected):
     assert parse_rule_arg(text) == expected
 
 
-@pytest.mark.parametrize("text, message", [("MySet", "expected --rule NAME=RULE"), ("MySet=choice", "always choice"), ("a=b", "rule 'b' is not one of")])
+@pytest.mark.parametrize("text, message", [("MySet", "expected --rule NAME=RULE"), ("MySet=choice", "always choice"),
+                                           ("a=b", "rule 'b' is not one of")])
 def test_parse_rule_arg_errors(text, message):
     with pytest.raises(ValueError, match=message):
         parse_rule_arg(text)

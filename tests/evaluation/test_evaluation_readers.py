@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from evaluation.benchmarks import load_benchmark, parse_bench_arg, resolve_source, find_spec
+from evaluation.benchmarks import find_spec, load_benchmark, parse_bench_arg, resolve_source
 from evaluation.readers import (
     BenchmarkFileError,
     BenchmarkFormatError,
@@ -134,7 +134,8 @@ def test_parquet_repeated_question_ids_stay_unique_and_group_by_image(tmp_path):
 @pytest.mark.parametrize(
     "question, expected",
     [
-        ("Which is right?\nOptions: A: The cup is red., B: The cup is blue., C: none", {"A": "The cup is red.", "B": "The cup is blue.", "C": "none"}),
+        ("Which is right?\nOptions: A: The cup is red., B: The cup is blue., C: none",
+         {"A": "The cup is red.", "B": "The cup is blue.", "C": "none"}),
         ("Pick one.\nA. left\nB. right\nPlease answer directly.", {"A": "left", "B": "right"}),
         ("How many apples are there?", {}),
     ],

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 import pytest
+from test_evaluation_readers import MC_ROWS, write_tsv
 
 from evaluation.benchmarks import load_benchmark
 from evaluation.procedural import EVAL_SEED_BASE, default_seed, procedural_samples
@@ -11,7 +12,6 @@ from evaluation.readers import BenchmarkFileError, BenchmarkFormatError, BenchSa
 from evaluation.runner import BenchmarkResult, EvalReport, compare, evaluate_model, regressed
 from evaluation.stats import Score
 from models.formats import solver_prompt
-from test_evaluation_readers import MC_ROWS, write_tsv
 
 
 def key(request):
@@ -81,8 +81,9 @@ def test_mixed_benchmarks_with_a_fixed_reply(tmp_path):
 
 
 def test_chunked_generation_keeps_order_and_releases_images(monkeypatch):
-    import evaluation.runner as runner
     from PIL import Image
+
+    import evaluation.runner as runner
 
     monkeypatch.setattr(runner, "CHUNK_REQUESTS", 4)
     shared = Image.new("RGB", (4, 4), (1, 2, 3))

@@ -1,6 +1,4 @@
-import random
 
-import torch
 from PIL import Image
 
 from models.generation import GenerationRequest, SamplingParams, TransformersEngine
@@ -27,7 +25,8 @@ def test_warm_start_learns_a_visual_task(tiny_model_copy):
     model, proc = load_vlm(tiny_model_copy, device="cpu")
     colours = ["red", "green", "blue", "yellow"]
     examples = [SupervisedExample("What color is the square?", f"\\boxed{{{c}}}", [Image.new("RGB", (64, 64), c)]) for c in colours]
-    history = supervised_finetune(model, proc, examples * 4, WarmStartConfig(steps=40, batch_size=8, learning_rate=3e-3, warmup_steps=5), progress=False)
+    cfg = WarmStartConfig(steps=40, batch_size=8, learning_rate=3e-3, warmup_steps=5)
+    history = supervised_finetune(model, proc, examples * 4, cfg, progress=False)
     assert history["steps"] == 40
     assert sum(history["loss"][-5:]) / 5 < 0.25 * sum(history["loss"][:5]) / 5
     out = TransformersEngine(model, proc).generate(

@@ -59,3 +59,24 @@ def test_benchmark_files_give_images_and_questions_but_never_answers(tmp_path):
     assert all(i.meta["benchmark"] == "Mini" for i in items)
     with pytest.raises(ValueError, match="NAME=PATH"):
         build_source("benchmark", spec="Mini")
+
+
+def test_shards_source_skips_special_and_linked_shards(tmp_path):
+    import os
+    import threading
+
+    good = tmp_path / "good-000000.tar"
+    with wds.TarWriter(str(good)) as sink:
+        sink.write({"__key__": "a", "png": _png("red"), "txt": "red"})
+    os.mkfifo(tmp_path / "good-000001.tar")          # a FIFO would block the reader forever
+    (tmp_path / "good-000002.tar").symlink_to(good)  # a link is never followed
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(list(build_source(
+        "shards", urls=[str(tmp_path / "good-{000000..000002}.tar")]).iter_items())), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the shards source blocked on a FIFO"
+    items = out[0]
+    rejected = {i.ref.rsplit("/", 1)[-1]: i.reason for i in items if isinstance(i, Rejected)}
+    assert [i.caption for i in items if not isinstance(i, Rejected)] == ["red"]
+    assert "FIFO" in rejected["good-000001.tar"] and "symbolic link" in rejected["good-000002.tar"]

@@ -7,12 +7,15 @@ that ordinary Coder output renders and that each failure kind gets its status.
 from __future__ import annotations
 
 import base64
+import ctypes
+import ctypes.util
 import io
 import os
+import shutil
 import socket
 import subprocess
-import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +23,22 @@ import pytest
 from PIL import Image
 
 from retrieval.render import (
+    LEVELS,
     STATUSES,
     RenderResult,
     SandboxLimits,
+    _seccomp,
     check_svg,
     decode_png,
     extract_program,
+    isolation_level,
     render_python,
     render_reply,
     render_svg,
     sandbox_host,
 )
 from retrieval.render import sandbox as sandbox_mod
+from retrieval.render.bwrap import bwrap_argv
 
 NS = 'xmlns="http://www.w3.org/2000/svg"'
 RED_CIRCLE = f'<svg {NS} width="64" height="64"><circle cx="32" cy="32" r="28" fill="red"/></svg>'
@@ -201,7 +208,8 @@ def test_check_svg_rejects_non_str():
 def test_decode_png_rejects_other_formats_and_flattens_alpha():
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, "JPEG")
-    assert decode_png(buf.getvalue(), 8, SandboxLimits())[1:] == ("no_image", "out.png is a JPEG file, expected PNG")
+    assert decode_png(buf.getvalue(), 8, SandboxLimits())[1:] == (
+        "no_image", "out.png is not a PNG file (no PNG signature and IHDR header)")
     buf = io.BytesIO()
     Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(buf, "PNG")
     im, status, _ = decode_png(buf.getvalue(), 8, SandboxLimits())
@@ -255,23 +263,95 @@ def test_limits_and_result_validate():
 
 # --- sandbox layers ------------------------------------------------------------------------
 
-def test_network_namespace_cuts_network_without_the_audit_hook():
+def full_boundary() -> bool:
+    return sandbox_host(LIMITS).python_allowed
+
+
+def test_isolation_level_is_reported_and_carried_by_every_result():
+    level = isolation_level(LIMITS)
+    assert level in LEVELS
+    assert render_svg(RED_CIRCLE, limits=LIMITS).isolation == level
+    assert render_svg("<svg><g></svg>", limits=LIMITS).isolation == level  # refused statically, still stated
+    if shutil.which("bwrap"):
+        assert level.startswith("bwrap"), sandbox_host(LIMITS).reason
+
+
+def test_check_svg_is_linear_in_the_document():
+    """The parent's check of ~250 KB pathological documents (typically ~10-50 ms each)."""
+    docs = [f'<svg {NS} width="{"1" * 20000}" height="1"/>',
+            f'<svg {NS} width="10" height="{"9" * 200000}e"/>',
+            f'<svg {NS}><rect style="{"url( " * 50000}"/></svg>',
+            f'<svg {NS}><rect fill="url(' + " " * 240000 + '"/></svg>']
+    for doc in docs:
+        t0 = time.perf_counter()
+        verdict = check_svg(doc, SandboxLimits())
+        assert verdict.status == "rejected", verdict
+        assert time.perf_counter() - t0 < 2.0
+    t0 = time.perf_counter()
+    for reply in ("```" * 90000, "<svg" * 60000, "```x" + " " * 250000, "<svg>" + "</svg" * 50000):
+        extract_program(reply)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_seccomp_tables_match_libseccomp():
+    lib = ctypes.util.find_library("seccomp")
+    if not lib:
+        pytest.skip("libseccomp is not installed: nothing to compare the tables with")
+    seccomp = ctypes.CDLL(lib)
+    seccomp.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
+    for arch, token in _seccomp.ARCHES.items():
+        for name, nr in _seccomp.SYSCALLS[arch].items():
+            assert seccomp.seccomp_syscall_resolve_name_arch(token, name.encode()) == nr, (arch, name)
+
+
+def test_seccomp_filters_are_well_formed():
+    for build in (_seccomp.baseline_filter, lambda arch: _seccomp.program_filter(1234, arch)):
+        for arch in _seccomp.ARCHES:
+            prog = build(arch)
+            assert len(prog) % 8 == 0 and 8 < len(prog) // 8 < 4096
+
+
+def _run_in_boundary(code: str, **extra) -> subprocess.CompletedProcess:
+    """A trusted snippet under the bubblewrap layer alone (no runner, hook or seccomp)."""
     host = sandbox_host(LIMITS)
-    if not host.network_namespace:
-        pytest.skip("this kernel/user cannot create network namespaces; the audit hook alone blocks sockets")
+    argv = bwrap_argv(host.bwrap, host.layout, as_root=False, sandbox_uid=65534, sandbox_gid=65534,
+                      tmpfs_bytes=8 << 20, seccomp_fd=None, mpl_cache=None, runner_cfg="{}")
+    cut = argv.index("--")
+    argv = argv[:cut + 1] + [host.python, "-I", "-S", "-c", code]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, **extra)
+
+
+def test_bwrap_layer_alone_cuts_network_files_and_processes(tmp_path):
+    if not full_boundary():
+        pytest.skip("no OS boundary on this machine (see isolation_level())")
+    canary = tmp_path / "canary.txt"
+    canary.write_text("secret")
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
     port = server.getsockname()[1]
-    code = f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n" \
-           "    print('connected')\nexcept OSError as e:\n    print('refused', e)"
+    code = f"""
+import os, socket
+out = []
+try:
+    socket.create_connection(('127.0.0.1', {port}), timeout=2); out.append('connected')
+except OSError:
+    out.append('no-network')
+out.append('canary-visible' if os.path.exists({str(canary)!r}) else 'canary-hidden')
+out.append('pid-visible' if os.path.exists('/proc/{os.getpid()}') else 'pid-hidden')
+try:
+    open('/usr/zf_pwned', 'w')
+except OSError:
+    out.append('usr-readonly')
+out.append('uid=%d' % os.getuid())
+print(' '.join(out))
+"""
     try:
-        # A trusted program, run with only the namespace layer, to show that layer on its own.
-        out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60,
-                             preexec_fn=sandbox_mod._make_preexec(LIMITS, 10_000, None, True))
+        out = _run_in_boundary(code)
     finally:
         server.close()
-    assert "refused" in out.stdout, out.stdout + out.stderr
+    assert out.stdout.split() == ["no-network", "canary-hidden", "pid-hidden", "usr-readonly", "uid=65534"], \
+        out.stdout + out.stderr
 
 
 def test_sweep_kills_marked_processes_that_left_the_group():

@@ -185,3 +185,72 @@ def test_to_rgb_handles_modes():
     assert to_rgb(Image.new("LA", (2, 2), (0, 0))).getpixel((0, 0)) == (255, 255, 255)
     assert to_rgb(Image.new("I;16", (2, 2), 300)).mode == "RGB"
     assert to_rgb(Image.new("CMYK", (2, 2))).mode == "RGB"
+
+
+def _run_with_deadline(fn, seconds: float = 60):
+    """fn() in a thread; fails instead of hanging the suite when fn blocks (a FIFO's open)."""
+    import threading
+
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), "the source blocked on a special file"
+    return out[0]
+
+
+def test_folder_never_follows_links_nor_opens_special_files(tmp_path: Path):
+    import os
+    import socket
+    import stat
+
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    Image.new("RGB", (8, 8), (0, 255, 0)).save(root / "good.png")
+    private = tmp_path / "private.png"
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(private)
+    os.chmod(private, 0o600)
+    (root / "link.png").symlink_to(private)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (8, 8), (0, 0, 255)).save(outside / "far.png")
+    (root / "sub" / "linked_dir").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(root / "x.png")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(root / "sock.png"))
+        items = _run_with_deadline(lambda: list(build_source("folder", root=root).iter_items()))
+    good = [i for i in items if isinstance(i, ImageRecord)]
+    rejected = {Path(i.ref).name: i for i in items if isinstance(i, Rejected)}
+    assert [Path(g.meta["relpath"]).name for g in good] == ["good.png"]  # far.png was behind a symlinked folder
+    assert set(rejected) == {"link.png", "x.png", "sock.png"}
+    assert "symbolic link" in rejected["link.png"].reason and "FIFO" in rejected["x.png"].reason
+    assert "socket" in rejected["sock.png"].reason
+    assert all(r.path is None for r in rejected.values())  # nothing to copy
+
+    qdir = tmp_path / "q"
+    for rej in rejected.values():
+        info = json.loads(quarantine(rej, qdir).read_text())
+        assert info["quarantined_copy"] is None
+    assert sorted(p.suffix for p in qdir.iterdir()) == [".json"] * 3
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in qdir.iterdir())
+
+
+def test_quarantine_copies_are_private_and_never_follow_links(tmp_path: Path):
+    import os
+    import stat
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    os.chmod(bad, 0o644)
+    info = json.loads(quarantine(Rejected("folder", "bad.png", "not an image", str(bad)), tmp_path / "q").read_text())
+    copy = Path(info["quarantined_copy"])
+    assert copy.read_bytes() == b"not an image" and stat.S_IMODE(copy.stat().st_mode) == 0o600
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    os.chmod(secret, 0o600)
+    link = tmp_path / "link.png"
+    link.symlink_to(secret)
+    info = json.loads(quarantine(Rejected("folder", "link.png", "odd", str(link)), tmp_path / "q").read_text())
+    assert info["quarantined_copy"] is None and "symbolic link" in info["copy_error"]
+    assert not any(b"private" in p.read_bytes() for p in (tmp_path / "q").iterdir())
