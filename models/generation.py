@@ -152,13 +152,21 @@ def sample_next_tokens(
     """One token per row from float32 logits: argmax at temperature 0, else temperature + nucleus sampling.
 
     The same arithmetic as transformers' TemperatureLogitsWarper and
-    TopPLogitsWarper followed by `torch.multinomial`, so answers come from the
-    same distribution as `generate(do_sample=True, top_k=0)`.
+    TopPLogitsWarper, then one draw from the resulting distribution, so answers
+    come from the same distribution as `generate(do_sample=True, top_k=0)`
+    (which draws with `torch.multinomial`; the random streams differ).
     """
     if temperature <= 0:
         return logits.argmax(dim=-1)
     probs = warp_logits(logits, temperature, top_p).softmax(dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+    # Inverse-CDF draw (one uniform per row) instead of torch.multinomial: the same distribution, several times
+    # cheaper on CPU for a few hundred rows over the vocabulary. float64 keeps the cumulative sum exact enough
+    # that a token of probability 0 (outside the nucleus) is never picked.
+    cdf = probs.double().cumsum(dim=-1)
+    u = torch.rand(probs.shape[0], 1, generator=generator, dtype=torch.float64, device=probs.device) * cdf[:, -1:]
+    picked = torch.searchsorted(cdf, u, right=True).squeeze(1).clamp_(max=probs.shape[-1] - 1)
+    # u rounding up to the total (probability ~2^-53) would land past the last token: take the mode instead
+    return torch.where(probs.gather(1, picked[:, None]).squeeze(1) > 0, picked, probs.argmax(dim=-1))
 
 
 def warp_logits(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
