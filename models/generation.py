@@ -271,8 +271,9 @@ class TransformersEngine(_EngineBase):
         mrope = self._rope_index_fn() is not None
         position_ids, next_pos = self._prompt_positions(inputs)
 
-        # Prefill: each prompt once, images included; logits for the last position only.
-        out = self.model(**inputs, position_ids=position_ids, use_cache=True, logits_to_keep=1)
+        # Prefill: each prompt once, images included; logits for the last position only where the model can.
+        last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(self.model.forward).parameters else {}
+        out = self.model(**inputs, position_ids=position_ids, use_cache=True, **last_only)
         cache = out.past_key_values
         logits = out.logits[:, -1].float()
         del out
