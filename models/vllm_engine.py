@@ -11,6 +11,12 @@ back to `models.generation.TransformersEngine` otherwise.
 Prompts are rendered with the model's own Hugging Face processor (the same
 chat template the trainer uses), and images are passed as PIL through
 `multi_modal_data`, so both engines see byte-identical prompts.
+
+One prefill per question: prefix caching is on (`enable_prefix_caching=True`),
+so the n samples of a request (vLLM forks them from one sequence) and any
+later request with the same prompt and image reuse the cached KV blocks of
+the prompt instead of prefilling it again, which the CPU engine
+(`models.generation.TransformersEngine`) gets by repeating its KV cache.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ def vllm_available() -> bool:
 
 
 class VLLMEngine:
+    """`InferenceEngine` on vLLM: continuous batching, prompt KV blocks shared through prefix caching."""
+
     name = "vllm"
 
     def __init__(self, model_dir: str, gpu_memory_utilization: float = 0.5, max_model_len: int = 4096, max_images: int = 4):
@@ -42,6 +50,8 @@ class VLLMEngine:
             max_model_len=max_model_len,
             limit_mm_per_prompt={"image": max_images},
             enforce_eager=False,
+            # the n samples of a question share its prompt's KV blocks: one prefill per question
+            enable_prefix_caching=True,
         )
 
     def _prompt(self, r: GenerationRequest) -> dict:
