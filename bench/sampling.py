@@ -91,7 +91,6 @@ def main() -> None:
     model, proc = warm_started(path, 0 if args.model else args.warm_steps)
     examples = labeled_examples("validation", args.n)[: args.n]
     reqs = [GenerationRequest(e.prompt, list(e.images)) for e in examples]
-    total = len(reqs) * args.m
     many = SamplingParams(n=args.m, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=0)
     single = SamplingParams(n=1, temperature=args.temperature, max_new_tokens=args.max_new_tokens, seed=0)
 
@@ -160,7 +159,8 @@ def main() -> None:
         "speedup_shared_per_question_vs_reference_per_question": speedup("shared_per_question", "reference_per_question"),
     }
     print(f"machine: {out['machine']} ({out['torch_threads']} torch threads); load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
-    print(f"model: {out['model_parameters']:,} parameters ({'given' if args.model else f'embedded {args.size}, {args.warm_steps} warm-start steps'}); "
+    origin = "given" if args.model else f"embedded {args.size}, {args.warm_steps} warm-start steps"
+    print(f"model: {out['model_parameters']:,} parameters ({origin}); "
           f"N={len(reqs)} questions, m={args.m}, batch {args.batch_size} questions, temperature {args.temperature}, "
           f"max {args.max_new_tokens} new tokens, mean reply {reply_tokens:.1f} tokens; {args.repeats} repeats, modes interleaved per chunk")
     for name in names:
