@@ -24,7 +24,7 @@ import pydantic
 
 from assets.io import FrozenConfig
 from assets.resources import ComputeResource, ZeroforgeHome
-from assets.store import IterationStore, iteration_key, parse_iteration
+from assets.store import IterationStore, MissingParentError, iteration_key, parse_iteration
 from recipes import get_recipe
 from recipes.core.config import ROLE_SHORTCUTS, STEP_SHORTCUTS, LoopConfig, resolve_config
 from recipes.core.context import IterationContext, IterationImages
@@ -32,6 +32,8 @@ from retrieval.pool import ImagePool
 
 _PROFILE_HELP = ('Start from this profile ("paper", "embedded" or "smoke") instead of the parent iteration\'s '
                  "frozen config (iteration 1: the default profile, embedded).")
+_ACCEPT_HELP = ("Blocking guards (e.g. answer_collapse, label_quality) that the previous iteration (or, for iteration 1, "
+                "the base model) failed and this iteration may start from anyway; recorded with the config.")
 _REFREEZE_HELP = ("Resolve this iteration's config again even though it is frozen (a rerun otherwise keeps the "
                   "frozen one and refuses different overrides).")
 
@@ -41,7 +43,8 @@ def launchpad_config(recipe_name: str) -> type[dg.Config]:
     """The launchpad `Config` of `recipe_name`'s iteration_config asset (generated from its config dataclass)."""
     recipe = get_recipe(recipe_name)
     fields: dict = {"profile": (Optional[str], pydantic.Field(None, description=_PROFILE_HELP)),
-                    "refreeze": (bool, pydantic.Field(False, description=_REFREEZE_HELP))}
+                    "refreeze": (bool, pydantic.Field(False, description=_REFREEZE_HELP)),
+                    "accept_failed_guards": (Optional[list[str]], pydantic.Field(None, description=_ACCEPT_HELP))}
     for name, (tp, help_text) in recipe.config_class.scalar_fields().items():
         fields[name] = (Optional[tp], pydantic.Field(None, description=help_text))
     hp_types = {"learning_rate": float, "use_lora": bool, "save_steps": int}
@@ -57,7 +60,7 @@ def launchpad_config(recipe_name: str) -> type[dg.Config]:
 def freeze_config(recipe_name: str, partition: str, launchpad: dg.Config, store: IterationStore) -> tuple[FrozenConfig, str]:
     """(frozen config, "frozen" | "resolved"): the iteration's config, resolved once and then reused on every rerun."""
     recipe = get_recipe(recipe_name)
-    overrides = {k: v for k, v in launchpad.model_dump().items() if k != "refreeze" and v is not None}
+    overrides = {k: v for k, v in launchpad.model_dump().items() if k not in ("refreeze", "accept_failed_guards") and v is not None}
     path = store.config_path(recipe_name, partition)
     if path.is_file() and not launchpad.refreeze:
         frozen = FrozenConfig.load(recipe_name, path)
@@ -68,12 +71,16 @@ def freeze_config(recipe_name: str, partition: str, launchpad: dg.Config, store:
         return frozen, "frozen"
     n = parse_iteration(partition)
     parent, parent_label = None, ""
-    if n > 1:
-        parent_path = store.config_path(recipe_name, iteration_key(n - 1))
-        if parent_path.is_file():
-            parent, parent_label = FrozenConfig.load(recipe_name, parent_path).config, iteration_key(n - 1)
+    if n > 1:  # N starts from N-1: its config too, and nothing of N is frozen before N-1 exists
+        parent_label = iteration_key(n - 1)
+        parent_path = store.config_path(recipe_name, parent_label)
+        if not parent_path.is_file():
+            raise MissingParentError(f"{recipe_name} {partition} starts from {parent_label}, which has no frozen config at "
+                                     f"{parent_path}: materialize {parent_label} first")
+        parent = FrozenConfig.load(recipe_name, parent_path).config
     cfg, provenance = resolve_config(recipe.config_class, recipe.profiles, overrides, parent, parent_label, recipe.task_makers)
-    return FrozenConfig(cfg, {**provenance, "requested": overrides}), "resolved"
+    accepted = list(launchpad.accept_failed_guards or [])
+    return FrozenConfig(cfg, {**provenance, "requested": overrides, "accepted_failed_guards": accepted}), "resolved"
 
 
 def step_context(recipe_name: str, partition: str, cfg: LoopConfig, home: ZeroforgeHome, compute: ComputeResource,

@@ -5,7 +5,8 @@ under the key prefix of the recipe and partitioned by its dynamic
 `<recipe>_iterations` partitions (`iter-0001`, ...):
 
     iteration_config -> <task maker>_checkpoint (in training order) -> task_set
-      -[task_set_is_valid: blocking GX check]-> solver_checkpoint -> benchmark_scores -> curriculum_lineage
+      -[task_set_is_valid: blocking GX check; guards]-> solver_checkpoint -> benchmark_scores [guards]
+                                                          solver_checkpoint -> curriculum_lineage
 
 Each asset is thin: receive its inputs through the IO manager (`assets.io`:
 the frozen config, the task set, checkpoint paths), build the step's context
@@ -20,22 +21,28 @@ import dagster as dg
 import pandas as pd
 
 from assets import lineage
+from assets.guards import build_guard_checks, failed_blocking_guards
 from assets.iteration import freeze_config, launchpad_config, step_context, write_png
 from assets.resources import GPU_STEP_TAGS, BenchmarkSuite, ComputeResource, ZeroforgeHome
 from assets.scores import build_score_assets, score_iteration
-from assets.store import IterationStore
+from assets.store import IterationStore, iteration_key, parse_iteration
 from assets.training import grpo_metadata, run_training
 from evaluation.plots import consistency_histogram, png_markdown
 from models.files import atomic_write_json, sha256_bytes
 from recipes import get_recipe
-from recipes.core.audit import consistency_report
-from recipes.core.bootstrap import labeled_examples
+from recipes.core.audit import label_audit
+from recipes.core.bootstrap import labeled_tasks
 from recipes.core.config import LoopConfig
 from recipes.core.context import IterationImages
+from recipes.core.keep import KeepRule
 from recipes.core.loop import task_set_stats
 from retrieval.pool import ImagePool
 
 FOUNDATION = [dg.AssetKey("base_model"), dg.AssetKey("image_pool")]
+
+
+class GuardFailedError(RuntimeError):
+    """An iteration was asked to start from one that failed a blocking guard."""
 _LOOP_IO = "loop_io_manager"
 
 
@@ -81,6 +88,7 @@ def build_loop_assets(recipe_name: str) -> list:
     def iteration_config(context: dg.AssetExecutionContext, config: Launchpad, home: ZeroforgeHome):
         store = IterationStore(home.path)
         frozen, how = freeze_config(recipe_name, context.partition_key, config, store)
+        refuse_after_failed_guards(store, recipe_name, context.partition_key, config.accept_failed_guards or [])
         prov = frozen.provenance
         context.log.info(f"{recipe_name} {context.partition_key}: config {how}, based on {prov['based_on']}, "
                          f"overrides {prov['overrides'] or 'none'}")
@@ -136,18 +144,19 @@ def build_loop_assets(recipe_name: str) -> list:
         df = recipe.build_task_set(ctx, maker_dirs)
         rule = recipe.keep_rule(loop)
         stats = task_set_stats(df, recipe.reasons(loop), rule)
-        # Pseudo-label audit: the same labeling Solver, the same majority vote, on labeled questions of the audit split.
-        audit = consistency_report(ctx.engine(ctx.parents["solver"]), labeled_examples("audit", loop.eval_images // 2),
-                                   m=loop.m, band=(loop.band_low, loop.band_high), seed=loop.seed)
+        # Pseudo-label audit: the same labeling Solver through the loop's own labeling code, on labeled questions
+        # of the audit split (with an independent vote on the same samples beside it, for the label_quality guard)
+        audit = label_audit(ctx, ctx.engine(ctx.parents["solver"]), labeled_tasks("audit", loop.eval_images // 2),
+                            KeepRule.band(loop.band_low, loop.band_high))
         store = IterationStore(home.path)
         iteration_dir = store.iteration_dir(recipe_name, key)
-        atomic_write_json(iteration_dir / "pseudo_label_audit.json", audit)
+        atomic_write_json(store.audit_path(recipe_name, key), audit)
         decided = df[df["reason"].isin(["kept", *rule.drop_reasons()])] if len(df) else df
         png = consistency_histogram(decided[rule.column].tolist() if len(decided) else [], (loop.band_low, loop.band_high),
                                     f"{key}: Solver agreement c")
         write_png(iteration_dir / "task_set_c.png", png)
         preview = df[df["kept"]].head(10)[["task_id", "image_id", "question", "options", "majority", "c"]] if len(df) else df
-        context.log.info(f"task set {key}: {stats}; pseudo-label accuracy {audit['majority']['accuracy']:.3f}")
+        context.log.info(f"task set {key}: {stats}; pseudo-label accuracy {audit['pseudo_label']['accuracy']:.3f}")
         generated = ctx.images.generated_ids()
         # the task set's lineage: the parquet bytes the IO manager writes (deterministic for the same table),
         # and the pixels of every image it refers to (pool or generated)
@@ -169,8 +178,8 @@ def build_loop_assets(recipe_name: str) -> list:
             "labeled_by": labels["solver"],
             **stats,
             "generated_images": len(generated),
-            "pseudo_label_accuracy": audit["majority"]["accuracy"],
-            "pseudo_label_accuracy_in_band": audit["majority_in_band"]["accuracy"],
+            "pseudo_label_accuracy": audit["pseudo_label"]["accuracy"],
+            "pseudo_label_accuracy_in_band": audit["in_rule"]["accuracy"],
             "pseudo_label_audit": dg.MetadataValue.json({k: v for k, v in audit.items() if k != "predictions"}),
             "wall_time_s": round(time.monotonic() - t0, 1),
             "image_decodes": ctx.images.decodes,
@@ -239,7 +248,10 @@ def build_loop_assets(recipe_name: str) -> list:
 
     out.append(benchmark_scores)
 
-    @dg.asset(name="curriculum_lineage", deps=[benchmark_scores.key], key_prefix=prefix, partitions_def=parts,
+    # after every curriculum asset (so a run of any subset syncs what it wrote), not after the scores: a guard
+    # failing on the scores must not leave the lineage unsynced
+    @dg.asset(name="curriculum_lineage", deps=[*(i.key for i in maker_ins.values()), task_set.key, solver_checkpoint.key], key_prefix=prefix,
+              partitions_def=parts,
               group_name=recipe_name, kinds={"dvc"},
               description="Brings DVC up to date with this iteration's lineage records (dvc.yaml, dvc commit, push), "
                           "once per iteration and off the training steps' critical path.")
@@ -247,8 +259,23 @@ def build_loop_assets(recipe_name: str) -> list:
         return lineage_result(lineage.sync_lineage(home.path, log=context.log))
 
     out.append(curriculum_lineage)
+    out += build_guard_checks(recipe_name, task_set, benchmark_scores, parts, config_in)
     out += build_score_assets(recipe_name, benchmark_scores, parts)
     return out
+
+
+def refuse_after_failed_guards(store: IterationStore, recipe_name: str, partition: str, accepted: list[str]) -> None:
+    """Iteration N+1 does not start from an N (or a base) that failed a blocking guard, unless told to accept it."""
+    n = parse_iteration(partition)
+    parent = iteration_key(n - 1) if n > 1 else None
+    failed = failed_blocking_guards(store, recipe_name, parent)
+    failed = {k: v for k, v in failed.items() if k not in accepted}
+    if failed:
+        where = parent or "the base model"
+        raise GuardFailedError(
+            f"{recipe_name} {partition} would start from {where}, which failed blocking guard(s) "
+            + "; ".join(f"{k}: {v}" for k, v in failed.items())
+            + f" To go on anyway, set accept_failed_guards={sorted(failed)} in {recipe_name}/iteration_config's launchpad.")
 
 
 def step_images(home: ZeroforgeHome, store: IterationStore, recipe_name: str, partition: str) -> IterationImages:

@@ -113,7 +113,9 @@ def build_score_assets(recipe: str, benchmark_scores: dg.AssetsDefinition, parts
             reports["base"] = store.base_eval_dir(recipe)
         for key in store.iterations(recipe):
             if (store.eval_dir(recipe, key) / "report.json").is_file():
-                reports[key] = store.eval_dir(recipe, key)
+                failed = [name for name, r in store.guard_results(recipe, key).items() if not r["passed"]]
+                # an iteration that failed a guard says so where its scores are compared
+                reports[f"{key} (failed {', '.join(failed)})" if failed else key] = store.eval_dir(recipe, key)
         if not reports:
             raise FileNotFoundError(f"no evaluation reports under {home.path / 'runs' / recipe}: materialize benchmark_scores first")
         table = compare(reports)

@@ -52,8 +52,13 @@ class IterationStore:
     def base_pointer(self) -> Path:
         return self.home / "models" / "base_model.json"
 
-    def set_base_model(self, path: Path, source: str) -> None:
-        atomic_write_json(self.base_pointer, {"path": str(path), "source": source})
+    def set_base_model(self, path: Path, source: str, require_above_chance: bool = True) -> None:
+        atomic_write_json(self.base_pointer, {"path": str(path), "source": source, "require_above_chance": require_above_chance})
+
+    def base_info(self) -> dict:
+        """The recorded base model: path, source, and whether its guard blocks (see `base_model`'s config)."""
+        self.base_model()  # raises the clear error when there is none
+        return json.loads(self.base_pointer.read_text())
 
     def base_model(self) -> Path:
         if not self.base_pointer.is_file():
@@ -85,6 +90,25 @@ class IterationStore:
         if asset_name.endswith("_checkpoint"):
             return self.role_dir(recipe, partition, asset_name.removesuffix("_checkpoint"))
         raise KeyError(f"no artifact layout for asset {asset_name!r}")
+
+    def audit_path(self, recipe: str, partition: str) -> Path:
+        """The pseudo-label audit of this iteration's labeler (the parent Solver), per question."""
+        return self.iteration_dir(recipe, partition) / "pseudo_label_audit.json"
+
+    def guard_path(self, recipe: str, partition: str | None, guard: str) -> Path:
+        """A guard's last verdict: per iteration, or for the foundation (partition None: the base model's)."""
+        if partition is None:
+            return self.home / "guards" / f"{guard}.json"
+        return self.iteration_dir(recipe, partition) / "guards" / f"{guard}.json"
+
+    @staticmethod
+    def read_json(path: Path) -> dict:
+        return json.loads(Path(path).read_text())
+
+    def guard_results(self, recipe: str, partition: str | None) -> dict[str, dict]:
+        """{guard: its last verdict} of an iteration (or the foundation's); {} before any ran."""
+        folder = self.home / "guards" if partition is None else self.iteration_dir(recipe, partition) / "guards"
+        return {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
 
     def scores_path(self, recipe: str, partition: str) -> Path:
         return self.iteration_dir(recipe, partition) / "scores.json"

@@ -102,3 +102,20 @@ def consistency_histogram(c_values: Sequence[float], band: tuple[float, float], 
     ax.set_title(title)
     ax.legend(fontsize=7)
     return _to_png(fig)
+
+
+def answer_histogram(answers: Mapping[str, Sequence[str | None]], title: str = "answers") -> bytes:
+    """Share of each answer (None: no answer) per model, side by side: a collapse onto one answer is one tall bar."""
+    labels = sorted({a or "none" for xs in answers.values() for a in xs})
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(labels) * max(1, len(answers))), 3))
+    width = 0.8 / max(1, len(answers))
+    for k, (name, xs) in enumerate(answers.items()):
+        n = max(1, len(xs))
+        shares = [sum((a or "none") == lab for a in xs) / n for lab in labels]
+        ax.bar([i + k * width for i in range(len(labels))], shares, width=width, label=f"{name} (n={len(xs)})")
+    ax.set_xticks([i + width * (len(answers) - 1) / 2 for i in range(len(labels))], labels)
+    ax.set_ylabel("share of questions")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return _to_png(fig)

@@ -123,3 +123,22 @@ def bootstrap_interval(
 ) -> tuple[float, float]:
     """The 95% (by default) percentile bootstrap interval of a scalar statistic; see `bootstrap_intervals`."""
     return bootstrap_intervals(n_units, statistic, n_resamples, seed, alpha, strata)[0]
+
+
+def paired_difference(before, after, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """Mean of after - before over paired questions (True/False each), with its 95% paired bootstrap interval.
+
+    Questions are resampled together, so the interval reflects the per-question correlation of the two
+    models (much narrower than two independent intervals).
+
+    >>> d = paired_difference([False] * 50 + [True] * 50, [True] * 70 + [False] * 30)
+    >>> round(d["diff"], 2), d["n"], d["ci95"][0] > 0
+    (0.2, 100, True)
+    """
+    import numpy as np
+
+    if len(before) != len(after):
+        raise ValueError(f"paired_difference needs the same questions: {len(before)} before, {len(after)} after")
+    diffs = np.array([int(a) - int(b) for b, a in zip(before, after)], dtype=float)
+    lo, hi = bootstrap_interval(len(diffs), lambda idx: diffs[idx].mean(), n_resamples=n_resamples, seed=seed)
+    return {"diff": float(diffs.mean()) if len(diffs) else 0.0, "ci95": [lo, hi], "n": len(diffs)}

@@ -30,19 +30,31 @@ import models.compat  # noqa: F401  (the torchvision fallback, before transforme
 
 # isort: split
 
+import dataclasses
 import json
 import logging
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import TrainerCallback
+from transformers import TrainerCallback, TrainingArguments
 
 from models.checkpoint import BUILD_CARD, HISTORY, TRAINER_DIR, publish_unchanged, read_card, recover_checkpoint_dir, staging_dir, write_card
 from models.loading import default_dtype, load_processor, load_vlm
+
+
+# TRL turns activation ("gradient") checkpointing on by default; it only costs time on a tiny model on CPU.
+# transformers >= 5.20 names it `activation_checkpointing` and warns on the old name; older ones know only that.
+_NO_CHECKPOINTING = ({"activation_checkpointing": False}
+                     if any(f.name == "activation_checkpointing" for f in dataclasses.fields(TrainingArguments))
+                     else {"gradient_checkpointing": False})
+# TRL (1.16) still calls `model.is_gradient_checkpointing`, which transformers 5.2x deprecates: harmless, and once per
+# step it would bury the run's real warnings.
+warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
 
 
 def _f(default, help: str):
@@ -102,7 +114,7 @@ class GRPOHyperParams:
             max_completion_length=self.max_completion_length,
             use_cpu=not cuda,
             bf16=bf16,
-            gradient_checkpointing=False,
+            **_NO_CHECKPOINTING,
             logging_steps=1,
             save_strategy="steps",
             save_steps=self.save_steps,

@@ -20,6 +20,10 @@ from pathlib import Path
 
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers.utils import logging as hf_logging
+
+# A "Loading weights" progress bar per checkpoint load: the loop loads several per step, in milliseconds each.
+hf_logging.disable_progress_bar()
 
 
 class ModelDirectoryError(FileNotFoundError):

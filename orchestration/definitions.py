@@ -14,6 +14,7 @@ import dagster as dg
 
 from assets.base_model import base_model
 from assets.embedder import embedder
+from assets.guards import build_base_check
 from assets.image_pool import image_pool
 from assets.io import IterationIOManager
 from assets.lineage import sync_lineage
@@ -64,13 +65,15 @@ def build_definitions() -> dg.Definitions:
         sensors.append(build_chain_sensor(name, job, partitions))
     resources = resources_from_env()
     return dg.Definitions(
-        assets=foundation_assets + loop_assets,  # loop checks are AssetsDefinitions too: they go in the same list
+        assets=foundation_assets + [build_base_check(base_model)] + loop_assets,  # loop checks are AssetsDefinitions too: they go in the same list
         jobs=jobs,
         sensors=sensors,
         resources={
             **resources,
             "loop_io_manager": IterationIOManager(home=resources["home"]),
-            "loop_settings": LoopSettings(max_iterations=int(os.environ.get("ZEROFORGE_MAX_ITERATIONS", "3"))),
+            "loop_settings": LoopSettings(
+                max_iterations=int(os.environ.get("ZEROFORGE_MAX_ITERATIONS", "3")),
+                accept_failed_guards=[g for g in os.environ.get("ZEROFORGE_ACCEPT_FAILED_GUARDS", "").split(",") if g]),
         },
     )
 

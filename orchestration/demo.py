@@ -21,6 +21,7 @@ import dagster as dg
 import matplotlib
 
 from assets.store import IterationStore, iteration_key
+from evaluation.stats import paired_difference
 from orchestration.presets import LOOP_DEFAULTS, foundation_run_config
 from orchestration.runs import materialization_metadata, run_foundation, run_iteration, run_leaderboard
 
@@ -53,6 +54,21 @@ def _row(name: str, task_md: dict, scores: dict | None, wall: float | None) -> d
         "n": scores["greedy"]["n"] if scores else "-",
         "wall_s": f"{wall:.0f}" if wall is not None else "-",
     }
+
+
+def gain_sentence(store: IterationStore, recipe: str, keys: list[str]) -> str:
+    """The last iteration's greedy gain over the base on the same held-out questions, with its paired 95% interval."""
+    base, last = store.base_scores_path(recipe), store.scores_path(recipe, keys[-1]) if keys else None
+    if not keys or not base.is_file() or not last.is_file():
+        return ""
+    b = json.loads(base.read_text())["procedural"]["predictions"]
+    c = json.loads(last.read_text())["procedural"]["predictions"]
+    d = paired_difference([p["greedy"] == p["gold"] for p in b], [p["greedy"] == p["gold"] for p in c])
+    verdict = ("above zero: the Solver improved without labels" if d["ci95"][0] > 0 else
+               "below zero: the Solver got worse" if d["ci95"][1] < 0 else
+               "includes zero: no gain the held-out set can show")
+    return (f"\n{keys[-1]} vs base, greedy on the same {d['n']} held-out questions: {100 * d['diff']:+.1f} points "
+            f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] (paired bootstrap); the interval is {verdict}.")
 
 
 def format_table(rows: list[dict]) -> str:
@@ -93,6 +109,18 @@ def progress_plot(store: IterationStore, recipe: str, keys: list[str]) -> Path |
     return out
 
 
+def guard_summary(store: IterationStore, recipe: str, keys: list[str]) -> tuple[str, list[str]]:
+    """A line per guard verdict (the base's, then each iteration's) and the blocking ones that failed."""
+    lines, failed = [], []
+    for label, partition in [("base", None), *[(k, k) for k in keys]]:
+        for name, r in store.guard_results(recipe, partition).items():
+            verdict = "ok" if r["passed"] else ("FAILED (blocking)" if r.get("blocking") else "failed (warning)")
+            lines.append(f"  {label:<10} {name:<18} {verdict:<18} {r['message']}")
+            if not r["passed"] and r.get("blocking"):
+                failed.append(f"{label}: {name}")
+    return "\n".join(lines), failed
+
+
 def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str, iterations: int | None = None,
              out: Callable[[str], None] = print) -> int:
     """The demo; returns the process exit status (0 when every step succeeded)."""
@@ -102,9 +130,12 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     for key, md in materialization_metadata(result).items():
         keep = {k: v for k, v in md.items() if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) < 120)}
         out(f"  {key}: " + ", ".join(f"{k}={v}" for k, v in keep.items()))
-    if not result.success:
-        return 1
     store = IterationStore(home)
+    if not result.success:
+        text, failed = guard_summary(store, recipe, [])
+        if failed:
+            out(f"\nguards:\n{text}")
+        return 1
     n_iter = iterations if iterations is not None else LOOP_DEFAULTS[profile]["iterations"]
     rows, keys = [], []
     status = 0
@@ -133,6 +164,12 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     plot = progress_plot(store, recipe, keys)
     if plot:
         out(f"Plot: {plot}")
+    out(gain_sentence(store, recipe, keys))
+    text, failed = guard_summary(store, recipe, keys)
+    out(f"\nguards (what each checks: the asset checks' descriptions in `zeroforge ui`):\n{text}")
+    if failed:
+        out(f"\nblocking guard(s) failed: {', '.join(failed)}: the chain stops here; the messages above say what to do.")
+        status = 1
     out(f"\nzeroforge demo ({profile}) {'succeeded' if status == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
     out(f"Instance: {home / 'dagster'} (see it with `zeroforge ui`)")
     return status

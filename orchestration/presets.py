@@ -30,6 +30,7 @@ FOUNDATION: dict[str, dict] = {
             "warm_start_minutes": 10.0,  # bounded by steps, so a loaded machine gives the same model
             "batch_size": 16,
             "learning_rate": 3e-3,
+            "require_above_chance": False,  # a seconds-long warm start: the plumbing, not the model, is checked
         },
         "image_pool": {"procedural_images": 50, "include_skimage": False},
         "embedder": {"steps": 20, "batch_size": 16},

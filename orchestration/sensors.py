@@ -2,7 +2,9 @@
 
 "Complete" means `benchmark_scores` of N is materialized, which implies the
 blocking `task_set_is_valid` check of N passed (the Solver never trains on a
-task set that failed it). The sensor adds the next dynamic partition and
+task set that failed it), and no blocking guard of N failed (`assets.guards`:
+a collapsed Solver or untrustworthy pseudo-labels stop the chain, and the
+skip reason says which and how to go on). The sensor adds the next dynamic partition and
 requests its run in one `SensorResult`; run keys make it idempotent. The run
 carries no overrides: its `iteration_config` starts from N's frozen config,
 so N+1 runs with N's settings (m, band, profile). It is off by default: turn
@@ -11,13 +13,17 @@ it on in the UI (Automation) per recipe.
 
 import dagster as dg
 
-from assets.store import iteration_key, parse_iteration
+from assets.guards import failed_blocking_guards
+from assets.resources import ZeroforgeHome
+from assets.store import IterationStore, iteration_key, parse_iteration
 
 
 class LoopSettings(dg.ConfigurableResource):
-    """How far the chaining sensor goes (set ZEROFORGE_MAX_ITERATIONS, default 3)."""
+    """How far the chaining sensor goes (ZEROFORGE_MAX_ITERATIONS, default 3) and which failed guards it accepts."""
 
     max_iterations: int = 3
+    # blocking guards whose failure the sensor chains past anyway (ZEROFORGE_ACCEPT_FAILED_GUARDS, comma separated)
+    accept_failed_guards: list[str] = []
 
 
 def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinition):
@@ -27,7 +33,7 @@ def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinit
                default_status=dg.DefaultSensorStatus.STOPPED,
                description=f"Start the next {recipe} iteration when the last one's scores exist, up to max_iterations; "
                            "the next iteration starts from the last one's frozen config.")
-    def chain(context: dg.SensorEvaluationContext, loop_settings: LoopSettings):
+    def chain(context: dg.SensorEvaluationContext, loop_settings: LoopSettings, home: ZeroforgeHome):
         keys = sorted(context.instance.get_dynamic_partitions(partitions.name))
         if not keys:
             return dg.SkipReason(f"no {recipe} iteration yet: add iter-0001 in the UI or run `zeroforge demo`")
@@ -38,6 +44,14 @@ def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinit
         done = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=scores_key, asset_partitions=[last]), limit=1)
         if not done.records:
             return dg.SkipReason(f"{recipe} {last} has no benchmark_scores yet")
+        store = IterationStore(home.path)
+        failed = {k: v for k, v in failed_blocking_guards(store, recipe, last).items()
+                  if k not in loop_settings.accept_failed_guards}
+        if failed:
+            return dg.SkipReason(
+                f"{recipe} {last} failed blocking guard(s) {', '.join(sorted(failed))}: " + " ".join(failed.values())
+                + f" The chain stops here. To go on anyway, launch {iteration_key(n + 1)} with accept_failed_guards="
+                f"{sorted(failed)} in the iteration_config launchpad, or set ZEROFORGE_ACCEPT_FAILED_GUARDS.")
         nxt = iteration_key(n + 1)
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"{recipe}-{nxt}", partition_key=nxt,

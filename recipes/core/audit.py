@@ -17,8 +17,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from evaluation.stats import Accuracy
-from models.formats import extract_choice
+from models.formats import extract_choice, solver_prompt
 from models.generation import GenerationRequest, InferenceEngine, SamplingParams
+from recipes.core import loop
+from recipes.core.context import IterationContext
+from recipes.core.keep import KeepRule
+from recipes.core.types import ProposedTask
 from recipes.core.voting import band_reason, vote
 
 
@@ -61,5 +65,42 @@ def consistency_report(
         "headroom": majority_acc.value - greedy_acc.value,  # maj@m - greedy: what a majority reward can add
         "mean_c": sum(v.c for v in votes) / max(1, len(votes)),
         "m": m,
+        "predictions": rows,
+    }
+
+
+def label_audit(ctx: IterationContext, labeler: InferenceEngine, tasks: Sequence[tuple], rule: KeepRule) -> dict:
+    """Pseudo-labels of labeled (world image, task) pairs as the loop makes them, with the independent vote beside them.
+
+    Both votes sample with the same seed on the same requests, so for a correct loop every label equals the
+    reference majority; the accuracy with its interval, in and out of the keep rule, and per-question rows
+    (`key`, `gold`, `label`, `reference`, `c`, `kept`) come back.
+    """
+    seen, unique = set(), []
+    for wi, t in tasks:  # the loop drops duplicate questions: drop them here first, so both votes see one request list
+        key = (wi.id, t.question, tuple(t.options))
+        if key not in seen:
+            seen.add(key)
+            unique.append((wi, t))
+    images = {wi.id: wi.image for wi, _ in unique}
+    proposals = [ProposedTask(wi.id, t.question, list(t.options), {"task_id": t.task_id}) for wi, t in unique]
+    seed = ctx.config.seed + ctx.iteration
+    labeled = loop.label_tasks(ctx, proposals, labeler, rule, image=images.__getitem__)
+    requests = [GenerationRequest(solver_prompt(t.question, list(t.options)), [wi.image]) for wi, t in unique]
+    reference = vote(labeler, requests, ctx.config.m, max_new_tokens=ctx.config.vote_max_new_tokens, seed=seed)
+    rows = []
+    for (wi, t), (_, r), v in zip(unique, labeled.iterrows(), reference):
+        rows.append({"key": t.task_id, "task_type": t.task_type, "gold": t.answer, "label": r["majority"],
+                     "reference": v.label, "c": float(r["c"]), "kept": bool(r["kept"])})
+    n = len(rows)
+    right = sum(r["label"] == r["gold"] for r in rows)
+    kept = [r for r in rows if r["kept"]]
+    dropped = [r for r in rows if not r["kept"] and r["label"] is not None]
+    return {
+        "pseudo_label": Accuracy(right, n).to_dict(),
+        "in_rule": Accuracy(sum(r["label"] == r["gold"] for r in kept), len(kept)).to_dict(),
+        "outside_rule": Accuracy(sum(r["label"] == r["gold"] for r in dropped), len(dropped)).to_dict(),
+        "agreement_with_own_votes": sum(r["label"] == r["reference"] for r in rows) / max(1, n),
+        "m": ctx.config.m,
         "predictions": rows,
     }

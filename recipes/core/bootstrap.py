@@ -58,9 +58,16 @@ def solver_examples(world_images: Sequence, rng: random.Random) -> list[Supervis
     ]
 
 
+def labeled_tasks(split: str, n_images: int, seed: int = 0) -> list[tuple]:
+    """(world image, labeled task) pairs on `n_images` images of a held-out split ("test", "audit", "validation")."""
+    rng = random.Random(seed + _OPTION_RNG[split])
+    return [(wi, t) for wi in split_images(split, n_images, seed) for t in make_tasks(wi, rng)]
+
+
 def labeled_examples(split: str, n_images: int, seed: int = 0) -> list[SupervisedExample]:
-    """Labeled Solver questions on `n_images` images of a held-out split ("test", "audit", "validation")."""
-    return solver_examples(split_images(split, n_images, seed), random.Random(seed + _OPTION_RNG[split]))
+    """Labeled Solver questions on `n_images` images of a held-out split, as the warm start formats them."""
+    return [SupervisedExample(solver_prompt(t.question, list(t.options)), solver_target(t.answer, t.answer_text), [wi.image],
+                              t.task_type) for wi, t in labeled_tasks(split, n_images, seed)]
 
 
 def bootstrap_datasets(

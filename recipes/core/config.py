@@ -83,6 +83,25 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 
 @dataclass
+class GuardConfig:
+    """Thresholds of the guards (`recipes.core.guards`), part of every recipe's typed config (`LoopConfig.guards`)."""
+
+    max_top_answer_share: float = hfield(0.6, "answer_collapse fails when one answer is given to more than this share "
+                                              "of the held-out questions (4 options: a healthy Solver is near 0.25-0.4).")
+    min_entropy_ratio: float = hfield(0.5, "answer_collapse fails when the answer entropy falls below this fraction of "
+                                           "the base's (and of the parent's).")
+    alpha: float = hfield(0.05, "Significance level of the label_quality and flip_rate tests.")
+    min_label_agreement: float = hfield(0.95, "label_quality fails when fewer of the loop's pseudo-labels than this equal "
+                                              "the majority of the Solver's own votes on the audit slice (a labeling bug).")
+    max_malformed_rate: float = hfield(0.95, "task_format fails when more of the task makers' outputs than this are malformed.")
+    max_degenerate_share: float = hfield(0.5, "task_format fails when more well-formed tasks than this are duplicates or "
+                                              "give their answer away in the question.")
+    blocking: list[str] = hfield(default_factory=lambda: ["answer_collapse", "label_quality"],
+                                 help="Guards whose failure stops the chain (the sensor skips, the next iteration refuses "
+                                      "to start unless told to accept them).")
+
+
+@dataclass
 class LoopConfig:
     """One iteration's settings, shared by every recipe. Defaults are the papers' (recipes.md)."""
 
@@ -102,6 +121,7 @@ class LoopConfig:
         help="The Solver's GRPO settings.")
     task_makers: dict[str, GRPOHyperParams] = hfield(
         default_factory=dict, help="Each task-maker role's GRPO settings, by role name.")
+    guards: GuardConfig = hfield(default_factory=GuardConfig, help="Thresholds of the guards that stop a failing chain.")
 
     def role_hp(self, role: str) -> GRPOHyperParams:
         if role == "solver":

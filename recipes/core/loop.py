@@ -22,10 +22,11 @@ stay thin and a notebook or `accelerate launch` script can call the same code.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
 
 from models.generation import InferenceEngine, build_messages
 from models.grpo import GRPOResult, skip_training, train_grpo
@@ -41,8 +42,12 @@ def _question_key(image_id: str, question: str, options: Sequence[str]) -> str:
 
 
 def label_tasks(ctx: IterationContext, proposals: Sequence[ProposedTask | MalformedTask], solver: InferenceEngine,
-                rule: KeepRule) -> pd.DataFrame:
-    """Majority-vote pseudo-labels and the keep decision for every proposal; one row each, nothing dropped silently."""
+                rule: KeepRule, image: Callable[[str], Image.Image] | None = None) -> pd.DataFrame:
+    """Majority-vote pseudo-labels and the keep decision for every proposal; one row each, nothing dropped silently.
+
+    `image(id)` reads a proposal's image (default: the iteration's images); the pseudo-label audit passes its own.
+    """
+    image = image or ctx.image
     cfg = ctx.config
     rows: list[dict] = []
     seen: set[str] = set()
@@ -63,7 +68,7 @@ def label_tasks(ctx: IterationContext, proposals: Sequence[ProposedTask | Malfor
             seen.add(key)
             well_formed.append(row)
         rows.append(row)
-    requests = [solver_request(ctx.image(r["image_id"]), r["question"], r["options"]) for r in well_formed]
+    requests = [solver_request(image(r["image_id"]), r["question"], r["options"]) for r in well_formed]
     votes = vote(solver, requests, cfg.m, max_new_tokens=cfg.vote_max_new_tokens, seed=cfg.seed + ctx.iteration)
     labeled = []
     for r, v in zip(well_formed, votes):

@@ -21,6 +21,7 @@ Expectations (recipes.md, issue "Validation"):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from recipes.core.keep import KeepRule
 from recipes.core.types import CORE_REASONS, TASK_COLUMNS
 
 REQUIRED_COLUMNS = TASK_COLUMNS
+# great-expectations logs every ephemeral context's temporary docs folder at INFO: one line per validation
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 @dataclass

@@ -180,11 +180,11 @@ def killed_and_resumed(smoke_home_factory, tmp_path_factory):
         proc = subprocess.Popen([sys.executable, "-c", CHILD, str(home), json.dumps(KILL_CFG)], cwd=REPO,
                                 start_new_session=True, stdout=fh, stderr=subprocess.STDOUT)
     first = solver / "trainer" / "checkpoint-1" / "trainer_state.json"
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 3600  # an outer limit only: a busy machine makes this slower, never red
     try:
         while not first.is_file():
             assert proc.poll() is None, f"the child ended before its first checkpoint:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "no trainer checkpoint within 10 minutes"
+            assert time.monotonic() < deadline, "no trainer checkpoint within an hour"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)

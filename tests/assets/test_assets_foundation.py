@@ -135,7 +135,7 @@ def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
     env.pop("DAGSTER_HOME", None)
     proc = subprocess.run(
         [sys.executable, "-m", "zeroforge.cli", "demo", "--profile", "smoke"],
-        env=env, capture_output=True, text=True, timeout=600,  # ~60 s idle; generous for loaded CI machines
+        env=env, capture_output=True, text=True, timeout=3600,  # ~60 s idle: an outer limit only, so a busy machine is slower, never red
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zeroforge demo (smoke) succeeded" in proc.stdout

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from assets.resources import ZeroforgeHome
 from assets.store import IterationStore, MissingParentError, iteration_key, parse_iteration
 from orchestration.definitions import defs
 from orchestration.runs import materialization_metadata, partition_set_tags, run_iteration
@@ -69,6 +70,9 @@ def test_two_iterations_and_the_guard(smoke_home):
     checks = {e.event_specific_data.check_name: e.event_specific_data.passed
               for e in r1.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
     assert checks["task_set_is_valid"] is True and "benchmark_scores_did_not_regress" in checks
+    # a healthy smoke iteration passes every guard
+    guards = ("pseudo_labels_are_trustworthy", "task_makers_keep_the_format", "solver_did_not_collapse", "solver_did_not_unlearn")
+    assert all(checks[name] is True for name in guards), {name: checks.get(name) for name in guards}
     assert md["vzero/benchmark_scores"]["n"] > 0 and store.base_scores_path("vzero").is_file()
 
     r2 = run_iteration(instance, "vzero", 2)  # no overrides: iteration 2 starts from iteration 1's frozen config
@@ -84,11 +88,14 @@ def test_chain_sensor_requests_the_next_iteration_with_the_last_one_s_config(smo
     home, instance = smoke_home
     sensor = defs.resolve_sensor_def("vzero_chain_iterations")
     # the module fixture left iter-0003 (failed) as the newest partition: no scores, so skip
-    ctx = dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(max_iterations=5)})
-    result = sensor(ctx)
+    def ctx(**settings):
+        return dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(**settings),
+                                                                     "home": ZeroforgeHome(root=str(home))})
+
+    result = sensor(ctx(max_iterations=5))
     assert isinstance(result, dg.SkipReason) and "iter-0003 has no benchmark_scores" in result.skip_message
     instance.delete_dynamic_partition("vzero_iterations", "iter-0003")
-    result = sensor(dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(max_iterations=5)}))
+    result = sensor(ctx(max_iterations=5))
     assert [r.partition_key for r in result.run_requests] == ["iter-0003"]
     assert result.dynamic_partitions_requests[0].partition_keys == ["iter-0003"]
     # run the request as the daemon would: its (empty) run config, its partition and tags
@@ -102,7 +109,7 @@ def test_chain_sensor_requests_the_next_iteration_with_the_last_one_s_config(smo
     assert third["config"] == frozen(home, "iter-0002")["config"] and third["config"]["m"] == 3  # not the defaults
     assert third["provenance"]["inherited_from"] == "iter-0002" and third["provenance"]["overrides"] == {}
     instance.delete_dynamic_partition("vzero_iterations", "iter-0003")
-    capped = sensor(dg.build_sensor_context(instance=instance, resources={"loop_settings": LoopSettings(max_iterations=2)}))
+    capped = sensor(ctx(max_iterations=2))
     assert isinstance(capped, dg.SkipReason) and "max_iterations=2" in capped.skip_message
 
 
@@ -116,7 +123,7 @@ def test_scores_regression_check_and_leaderboard(smoke_home):
     r = run_iteration(instance, "vzero", 1, FIRST)  # rerun of a partition: same (frozen) config, parents unchanged
     assert r.success
     checks = {e.event_specific_data.check_name: e.event_specific_data for e in r.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
-    assert set(checks) == {"task_set_is_valid", "benchmark_scores_did_not_regress"}
+    assert {"task_set_is_valid", "benchmark_scores_did_not_regress", "solver_did_not_collapse"} <= set(checks)
     assert checks["benchmark_scores_did_not_regress"].severity == dg.AssetCheckSeverity.WARN
     report = EvalReport.load(store.eval_dir("vzero", "iter-0001"))
     assert report["procedural"].n == 24 and (store.eval_dir("vzero", "iter-0001") / "predictions" / "procedural.parquet").is_file()

@@ -1,0 +1,200 @@
+"""Guards: does an iteration show the known failure modes of label-free RL? Each returns a verdict with its figures.
+
+Label-free RL collapses suddenly (SRT), sharpens onto one answer (EVOL-RL),
+flips right answers to wrong ones (TTRL-Guard) and trains on pseudo-labels
+that get worse over iterations (R-Zero); none of the published systems
+stops when it happens. Each guard here is computed from what the loop
+already produces (the labeled audit slice, the held-out predictions of the
+Solver, its parent and the base, the task set), with the figures a team needs
+to see, and a message that says what to do. The Dagster asset checks
+(`assets.guards`) wrap them; the chain sensor and the next iteration's
+config refuse to go on after a failed *blocking* guard.
+
+- `answer_collapse`: the share of the most frequent held-out answer and the
+  entropy of the answer distribution, against the base's and the parent's;
+- `label_quality`: pseudo-label accuracy on the audit slice, labeled by the
+  loop's own labeling code, with its Wilson interval; fails when the upper
+  bound is not above chance, when it fell significantly from the parent
+  iteration's, or when the loop's labels disagree with the Solver's own votes
+  (a labeling bug);
+- `flip_rate`: right -> wrong vs wrong -> right against the parent on the same
+  questions (an exact McNemar test); fails when losses significantly exceed gains;
+- `task_format`: the task makers' malformed rate and the share of degenerate
+  tasks (duplicates, answers given away in the question);
+- `base_above_chance`: the base model's held-out accuracy, lower bound above chance.
+
+    >>> entropy_bits(["A", "A", "B", "B"]), top_share(["A", "A", "A", "B"])
+    (1.0, ('A', 0.75))
+    >>> mcnemar_losses_p(gains=2, losses=12) < 0.05
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from scipy.stats import binomtest
+
+from evaluation.stats import Accuracy
+from recipes.core.config import GuardConfig
+
+CHANCE_4_OPTIONS = 0.25
+NO_ANSWER = "(no answer)"
+
+
+@dataclass
+class GuardResult:
+    """One guard's verdict: passed or not, why in one paragraph, and the figures behind it."""
+
+    name: str
+    passed: bool
+    message: str
+    metrics: dict = field(default_factory=dict)
+    blocking: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _answers(predictions: Sequence[dict], key: str = "greedy") -> list[str]:
+    return [p.get(key) or NO_ANSWER for p in predictions]
+
+
+def entropy_bits(answers: Sequence[str]) -> float:
+    n = len(answers)
+    if not n:
+        return 0.0
+    return float(-sum((k / n) * math.log2(k / n) for k in Counter(answers).values()))
+
+
+def top_share(answers: Sequence[str]) -> tuple[str, float]:
+    if not answers:
+        return NO_ANSWER, 0.0
+    answer, k = Counter(answers).most_common(1)[0]
+    return answer, k / len(answers)
+
+
+def mcnemar_losses_p(gains: int, losses: int) -> float:
+    """One-sided exact McNemar: P(at least `losses` of the discordant pairs are losses | no real change)."""
+    n = gains + losses
+    return 1.0 if n == 0 else float(binomtest(losses, n, 0.5, alternative="greater").pvalue)
+
+
+def answer_collapse(current: Sequence[dict], parent: Sequence[dict] | None, base: Sequence[dict] | None,
+                    cfg: GuardConfig) -> GuardResult:
+    """Held-out greedy answers: the top answer's share and the entropy, against the base's and the parent's."""
+    answers = _answers(current)
+    top, share = top_share(answers)
+    ent = entropy_bits(answers)
+    refs = {name: entropy_bits(_answers(p)) for name, p in (("base", base), ("parent", parent)) if p}
+    metrics = {"top_answer": top, "top_answer_share": round(share, 4), "entropy_bits": round(ent, 4), "n": len(answers),
+               **{f"{k}_entropy_bits": round(v, 4) for k, v in refs.items()},
+               **{f"{k}_top_answer_share": round(top_share(_answers(p))[1], 4) for k, p in (("base", base), ("parent", parent)) if p},
+               "max_top_answer_share": cfg.max_top_answer_share, "min_entropy_ratio": cfg.min_entropy_ratio}
+    problems = []
+    if share > cfg.max_top_answer_share:
+        problems.append(f"the Solver answers {top!r} to {share:.0%} of {len(answers)} held-out questions "
+                        f"(more than {cfg.max_top_answer_share:.0%})")
+    for name, ref in refs.items():
+        if ref > 0 and ent < cfg.min_entropy_ratio * ref:
+            problems.append(f"its answer entropy fell to {ent:.2f} bits from the {name}'s {ref:.2f} "
+                            f"(below {cfg.min_entropy_ratio:.0%} of it)")
+    if problems:
+        return GuardResult("answer_collapse", False, "Answer collapse: " + "; ".join(problems) + ". Majority-vote rewards "
+                           "sharpen sampling toward one answer; do not train on from this checkpoint. Rerun the iteration "
+                           "with fewer Solver steps or a lower learning_rate, a narrower band (band_high), or from a "
+                           "stronger base.", metrics)
+    return GuardResult("answer_collapse", True, f"top answer {top!r} on {share:.0%} of held-out questions; entropy {ent:.2f} bits",
+                       metrics)
+
+
+def label_quality(audit: dict, parent_audit: dict | None, chance: float, cfg: GuardConfig) -> GuardResult:
+    """Pseudo-labels as the loop produces them, on the labeled audit slice (see `recipes.core.audit.label_audit`)."""
+    rows = audit["predictions"]
+    n = len(rows)
+    right = sum(r["label"] == r["gold"] for r in rows)
+    acc = Accuracy(right, n)
+    lo, hi = acc.interval
+    agree = sum(r["label"] == r["reference"] for r in rows) / max(1, n)
+    metrics = {"pseudo_label_accuracy": round(acc.value, 4), "ci95": [round(lo, 4), round(hi, 4)], "n": n, "chance": chance,
+               "agreement_with_own_votes": round(agree, 4)}
+    problems = []
+    if agree < cfg.min_label_agreement:
+        problems.append(f"only {agree:.0%} of the loop's pseudo-labels equal the majority of the Solver's own votes on the "
+                        "same samples: a labeling bug in the recipe or the loop (labels shuffled or misassigned)")
+    if hi <= chance:
+        problems.append(f"pseudo-label accuracy {acc.value:.1%} [{lo:.1%}, {hi:.1%}] (n={n}) is not above chance ({chance:.0%})")
+    if parent_audit and parent_audit.get("predictions"):
+        before = {r["key"]: r["label"] == r["gold"] for r in parent_audit["predictions"]}
+        pairs = [(before[r["key"]], r["label"] == r["gold"]) for r in rows if r["key"] in before]
+        gains = sum(1 for b, a in pairs if a and not b)
+        losses = sum(1 for b, a in pairs if b and not a)
+        p = mcnemar_losses_p(gains, losses)
+        prev = sum(b for b, _ in pairs) / max(1, len(pairs))
+        metrics.update({"parent_pseudo_label_accuracy": round(prev, 4), "labels_gained": gains, "labels_lost": losses,
+                        "p_fell": round(p, 5)})
+        if p < cfg.alpha:
+            problems.append(f"pseudo-label accuracy fell from {prev:.1%} to {acc.value:.1%} on the same audit questions "
+                            f"({losses} lost, {gains} gained, p={p:.3g})")
+    if problems:
+        return GuardResult("label_quality", False, "Pseudo-labels are not trustworthy: " + "; ".join(problems) + ". Training "
+                           "the Solver on them teaches errors: fix the labeling, or rerun with a stronger labeler (the parent "
+                           "Solver) or a higher band floor (band_low).", metrics)
+    return GuardResult("label_quality", True, f"pseudo-labels right {acc.value:.1%} [{lo:.1%}, {hi:.1%}] (n={n}), chance {chance:.0%}",
+                       metrics)
+
+
+def flip_rate(current: Sequence[dict], parent: Sequence[dict], cfg: GuardConfig) -> GuardResult:
+    """Right -> wrong against wrong -> right, paired on the same held-out questions."""
+    pairs = [(p["greedy"] == p["gold"], c["greedy"] == c["gold"]) for c, p in zip(current, parent)]
+    gains = sum(1 for b, a in pairs if a and not b)
+    losses = sum(1 for b, a in pairs if b and not a)
+    p = mcnemar_losses_p(gains, losses)
+    metrics = {"right_to_wrong": losses, "wrong_to_right": gains, "n": len(pairs), "p_more_losses": round(p, 5),
+               "flip_rate": round((gains + losses) / max(1, len(pairs)), 4)}
+    if p < cfg.alpha:
+        return GuardResult("flip_rate", False, f"The Solver lost {losses} held-out questions its parent answered right and "
+                           f"gained {gains} (p={p:.3g}): it unlearns faster than it learns. Keep the parent; rerun with fewer "
+                           "steps or a higher band floor.", metrics)
+    return GuardResult("flip_rate", True, f"{gains} gained, {losses} lost against the parent (n={len(pairs)}, p={p:.3g})", metrics)
+
+
+def task_format(reasons: Sequence[str], degenerate: int, well_formed: int, cfg: GuardConfig) -> GuardResult:
+    """The task makers' malformed rate and the share of degenerate well-formed tasks."""
+    n = len(reasons)
+    malformed = sum(r == "malformed" for r in reasons)
+    rate = malformed / max(1, n)
+    share = degenerate / max(1, well_formed)
+    metrics = {"generated": n, "malformed_rate": round(rate, 4), "degenerate": degenerate, "degenerate_share": round(share, 4)}
+    problems = []
+    if rate > cfg.max_malformed_rate:
+        problems.append(f"{rate:.0%} of the {n} task-maker outputs are malformed")
+    if share > cfg.max_degenerate_share:
+        problems.append(f"{share:.0%} of the well-formed tasks are duplicates or give their answer away")
+    if problems:
+        return GuardResult("task_format", False, "The task makers are gaming or losing the format: " + "; ".join(problems)
+                           + ". Lower the task makers' learning_rate, or rebuild the base with a longer warm start.", metrics)
+    return GuardResult("task_format", True, f"malformed {rate:.0%}, degenerate {share:.0%} of well-formed", metrics)
+
+
+def gives_answer_away(question: str, options: Sequence[str], label: str | None) -> bool:
+    """The majority's option text appears word for word in the question stem (answerable without the image)."""
+    if not label or label not in "ABCD" or len(options) != 4:
+        return False
+    text = str(options["ABCD".index(label)]).lower().strip()
+    return bool(text) and f" {text} " in f" {' '.join(str(question).lower().split())} "
+
+
+def base_above_chance(accuracy: dict, chance: float = CHANCE_4_OPTIONS) -> GuardResult:
+    """The base's held-out accuracy ({"accuracy", "n", "ci95"}): its lower 95% bound must be above chance."""
+    acc, n, (lo, hi) = accuracy["accuracy"], accuracy["n"], accuracy["ci95"]
+    metrics = {"held_out_accuracy": acc, "ci95": [lo, hi], "n": n, "chance": chance}
+    if lo <= chance:
+        return GuardResult("base_above_chance", False, f"The base answers {acc:.1%} [{lo:.1%}, {hi:.1%}] (n={n}) of held-out "
+                           f"questions right, not above chance ({chance:.0%}): a base at chance cannot self-evolve (its "
+                           "majority votes are noise). Rebuild it with more warm-start steps (warm_start_steps) or point "
+                           "model_path at a stronger checkpoint.", metrics)
+    return GuardResult("base_above_chance", True, f"base held-out accuracy {acc:.1%} [{lo:.1%}, {hi:.1%}] (n={n})", metrics)
