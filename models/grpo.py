@@ -46,7 +46,6 @@ from transformers import TrainerCallback, TrainingArguments
 from models.checkpoint import BUILD_CARD, HISTORY, TRAINER_DIR, publish_unchanged, read_card, recover_checkpoint_dir, staging_dir, write_card
 from models.loading import default_dtype, load_processor, load_vlm
 
-
 # TRL turns activation ("gradient") checkpointing on by default; it only costs time on a tiny model on CPU.
 # transformers >= 5.20 names it `activation_checkpointing` and warns on the old name; older ones know only that.
 _NO_CHECKPOINTING = ({"activation_checkpointing": False}
