@@ -116,8 +116,8 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
             "final_loss": report["loss"][-1],
             "wall_time_s": round(report["seconds"], 1),
             "accuracy_by_type": dg.MetadataValue.md(table),
-            "accuracy_plot": dg.MetadataValue.md(png_markdown(acc_png, "held-out accuracy")),
-            "loss_plot": dg.MetadataValue.md(png_markdown(loss_png, "warm-start loss")),
+            "held-out accuracy by task type (PNG)": dg.MetadataValue.md(png_markdown(acc_png, "held-out accuracy")),
+            "warm-start loss curve (PNG)": dg.MetadataValue.md(png_markdown(loss_png, "warm-start loss")),
             "build_config": dg.MetadataValue.json(json.loads(json.dumps(report["build"]))),
         }
     )

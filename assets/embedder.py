@@ -83,7 +83,7 @@ def embedder(context: dg.AssetExecutionContext, config: EmbedderAssetConfig, hom
         by_caption = {int(k): v for k, v in report["recall_by_caption"].items()}
         png = curves({"contrastive loss": meta["loss_curve"]}, "embedder training loss")
         md.update({"train_steps": report["steps"], "train_seconds": round(report["seconds"], 1), "train_pairs": report["n_train"],
-                   "loss_plot": dg.MetadataValue.md(png_markdown(png, "loss"))})
+                   "embedder loss curve (PNG)": dg.MetadataValue.md(png_markdown(png, "loss"))})
         emb = load_embedder(final)
         source, path = "trained on pool captions", str(final)
     rep = pool.embed(emb)

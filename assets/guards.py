@@ -111,7 +111,7 @@ def build_guard_checks(recipe: str, task_set: dg.AssetsDefinition, benchmark_sco
                                f"{context.partition_key}: held-out greedy answers")
         write_png(store.iteration_dir(recipe, context.partition_key) / "answers.png", png)
         return check_result(store, recipe, context.partition_key, result, loop.guards.blocking,
-                            {"answers_plot": dg.MetadataValue.md(png_markdown(png, "answers"))})
+                            {f"answer shares, {context.partition_key} (PNG)": dg.MetadataValue.md(png_markdown(png, "held-out answers"))})
 
     @dg.asset_check(asset=benchmark_scores, name="solver_did_not_unlearn", blocking=True, partitions_def=parts,
                     additional_ins=config_in, description=CHECKS["solver_did_not_unlearn"][1])

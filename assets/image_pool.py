@@ -83,6 +83,6 @@ def image_pool(context: dg.AssetExecutionContext, config: ImagePoolConfig, home:
             "by_source": dg.MetadataValue.json({k: int(v) for k, v in by_source.items()}),
             "by_difficulty": dg.MetadataValue.json({str(k): int(v) for k, v in by_difficulty.items()}),
             "rejections": dg.MetadataValue.md(rejection_table if report.rejections else "none"),
-            "preview": dg.MetadataValue.md(png_markdown(sheet, "pool preview")),
+            "pool preview, 8 images per source (PNG)": dg.MetadataValue.md(png_markdown(sheet, "pool preview")),
         }
     )

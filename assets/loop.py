@@ -183,7 +183,7 @@ def build_loop_assets(recipe_name: str) -> list:
             "pseudo_label_audit": dg.MetadataValue.json({k: v for k, v in audit.items() if k != "predictions"}),
             "wall_time_s": round(time.monotonic() - t0, 1),
             "image_decodes": ctx.images.decodes,
-            "c_histogram": dg.MetadataValue.md(png_markdown(png, "c histogram")),
+            f"c histogram, {key} (PNG)": dg.MetadataValue.md(png_markdown(png, f"Solver agreement c of the labeled tasks, {key}")),
             "kept_preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "no kept tasks"),
             # recipe-specific extras (e.g. MM-Zero's contact sheet of renders and its program/reward table)
             **_recipe_metadata(recipe.task_set_metadata(df, ctx)),

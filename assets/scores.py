@@ -75,7 +75,7 @@ def score_iteration(ctx: IterationContext, solver_dir: Path, parent_label: str, 
         "parent_greedy_accuracy": parent["greedy"]["accuracy"],
         "greedy_delta_vs_parent": delta,
         "wall_time_s": round(time.monotonic() - t0, 1),
-        "scores_plot": dg.MetadataValue.md(png_markdown(png, "scores")),
+        f"accuracy vs parent, {ctx.partition} (PNG)": dg.MetadataValue.md(png_markdown(png, "held-out accuracy")),
         "benchmarks": dg.MetadataValue.md(bench_rows),
         "eval_report": dg.MetadataValue.path(str(eval_dir / "report.json")),
         **{f"{name}_score": r.score for name, r in report.results.items()},
@@ -127,7 +127,7 @@ def build_score_assets(recipe: str, benchmark_scores: dg.AssetsDefinition, parts
         return dg.MaterializeResult(metadata={
             "models": dg.MetadataValue.json(list(reports)),
             "table": dg.MetadataValue.md(flat.round(4).to_markdown()),
-            "plot": dg.MetadataValue.md(png_markdown(png, "leaderboard")),
+            "leaderboard plot (PNG)": dg.MetadataValue.md(png_markdown(png, "leaderboard")),
             "path": dg.MetadataValue.path(str(out / "leaderboard.csv")),
         })
 

@@ -47,6 +47,7 @@ def run_training(context, compute: ComputeResource, home: ZeroforgeHome, ctx: It
 
 
 def grpo_metadata(result: GRPOResult, parent_label: str, extra: dict) -> dict:
+    label = f"{result.out_dir.name}, {result.out_dir.parent.name}"  # e.g. "solver, iter-0002"
     reward_keys = sorted({k for h in result.log_history for k in h if k.startswith("rewards/") and k.endswith("/mean")})
     series = {"reward": result.series("reward"), **{k.split("/")[1]: result.series(k) for k in reward_keys}}
     png = curves(series, "GRPO rewards per step")
@@ -71,8 +72,8 @@ def grpo_metadata(result: GRPOResult, parent_label: str, extra: dict) -> dict:
         "loss_curve": dg.MetadataValue.json(result.series("loss")),
         # share of groups whose rewards were all equal (no gradient): the "useful sample" complement
         "frac_reward_zero_std_mean": sum(zero_std) / len(zero_std) if zero_std else 0.0,
-        "rewards_plot": dg.MetadataValue.md(png_markdown(png, "rewards")),
-        "loss_plot": dg.MetadataValue.md(png_markdown(loss_png, "loss")),
+        f"reward curves, {label} (PNG)": dg.MetadataValue.md(png_markdown(png, f"GRPO rewards per step, {label}")),
+        f"loss curve, {label} (PNG)": dg.MetadataValue.md(png_markdown(loss_png, f"loss and zero-variance groups, {label}")),
         "hyperparams": dg.MetadataValue.json(card["hyperparams"]),
         **extra,
     }

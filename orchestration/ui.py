@@ -381,9 +381,9 @@ def ui_screenshots(ui: Webserver, browser: Browser, out: Path, recipe: str = "vz
     shots["asset_graph"] = browser.screenshot(out / "asset_graph.png")
     browser.resize(*size)
 
-    browser.open(f"{ui.url}/assets/{recipe}/task_set?view=partitions&partition={partition}", wait_for=[partition, "c_histogram"])
+    browser.open(f"{ui.url}/assets/{recipe}/task_set?view=partitions&partition={partition}", wait_for=[partition, "c histogram"])
     shots["partition_metadata"] = browser.screenshot(out / "partition_metadata.png")
-    if _click_metadata_markdown(browser, "c_histogram"):
+    if _click_metadata_markdown(browser, f"c histogram, {partition} (PNG)"):
         browser.wait_for([], settle_s=2)
         shots["partition_plot"] = browser.screenshot(out / "partition_plot.png")
 

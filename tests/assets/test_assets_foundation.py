@@ -42,7 +42,7 @@ def test_foundation_assets_materialize(tmp_path):
     md = _metadata(result, "base_model")
     assert md["source"] == "embedded" and 0.4e6 < md["parameters"] < 1.5e6
     assert md["held_out_n"] > 0 and 0.0 <= md["held_out_accuracy"] <= 1.0
-    assert "| color |" in md["accuracy_by_type"] and md["loss_plot"].startswith("![")
+    assert "| color |" in md["accuracy_by_type"] and md["warm-start loss curve (PNG)"].startswith("![")
     model_dir = Path(md["path"])
     report = json.loads((model_dir / "zeroforge_base.json").read_text())
     assert report["warm_start"]["steps"] == 20
