@@ -32,8 +32,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
+
+from orchestration.backfill import LAUNCH_BACKFILL, LOCATION_NAME, REPOSITORY_NAME, partition_set_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = [
@@ -322,8 +325,6 @@ BACKFILL_STATUS = """query($id: String!) { partitionBackfillOrError(backfillId: 
 
 def launch_backfill(ui: Webserver, recipe: str, partitions: list[str], run_config: dict | None = None) -> str:
     """The UI's "Launch backfill" (from failure) over `partitions`, sent to the webserver; returns the backfill id."""
-    from orchestration.backfill import LAUNCH_BACKFILL, LOCATION_NAME, REPOSITORY_NAME, partition_set_name
-
     params = {"selector": {"partitionSetName": partition_set_name(recipe),
                            "repositorySelector": {"repositoryLocationName": LOCATION_NAME, "repositoryName": REPOSITORY_NAME}},
               "partitionNames": partitions, "fromFailure": True, "title": f"rerun failed {recipe} iterations"}
@@ -374,10 +375,12 @@ def ui_screenshots(ui: Webserver, browser: Browser, out: Path, recipe: str = "vz
     shots: dict[str, Path] = {}
     size = browser.size
     browser.resize(1200, 560)  # the graph is wide and flat: a short viewport makes it fill the picture
-    browser.open(ui.url + "/asset-groups", wait_for=[f"{recipe}_summary"])
+    # the recipe that ran, on its own group page: every asset of one iteration, expanded, with its status
+    group = f"{ui.url}/locations/{urllib.parse.quote(LOCATION_NAME, safe='')}/asset-groups/{recipe}"
+    browser.open(group, wait_for=["task_set", "solver_checkpoint", "benchmark_scores"])
     _expand_graph_groups(browser)
     browser.click_all('[aria-label="panel_show_right"]')  # hide the group tree: more room for the graph
-    browser.open(ui.url + "/asset-groups", wait_for=["task_set", "solver_checkpoint", "benchmark_scores"], settle_s=3)
+    browser.open(group, wait_for=["task_set", "solver_checkpoint", "benchmark_scores"], settle_s=3)
     shots["asset_graph"] = browser.screenshot(out / "asset_graph.png")
     browser.resize(*size)
 
