@@ -61,7 +61,9 @@ class ComputeResource(dg.ConfigurableResource):
     `launcher` says how GRPO training steps run: "in_process" (the default: inside the step, as on the CPU
     path), "subprocess" (a child process through Dagster Pipes: logs stream into the run, a crash of the
     trainer is a failed step, not a dead run worker) or "accelerate" (`accelerate launch` through Pipes,
-    with `accelerate_args`, e.g. "--num_processes 8 --mixed_precision bf16"). Empty: $ZEROFORGE_LAUNCHER,
+    with `accelerate_args`, e.g. "--multi_gpu --num_processes 8 --mixed_precision bf16"; on a CPU machine
+    "--multi_gpu --num_processes 2" starts two gloo processes: accelerate's `--cpu` starts only one). The global
+    batch stays the single-process one (`GRPOHyperParams.per_device_batch`). Empty: $ZEROFORGE_LAUNCHER,
     else in_process; `accelerate_args` empty: $ZEROFORGE_ACCELERATE_ARGS.
     """
 

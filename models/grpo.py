@@ -33,6 +33,7 @@ import models.compat  # noqa: F401  (the torchvision fallback, before transforme
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import time
 import warnings
@@ -90,17 +91,29 @@ class GRPOHyperParams:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def global_batch(self) -> int:
+        """Completions per optimizer step over all processes (TRL's batch sizes count completions, not prompts)."""
+        return self.prompts_per_step * self.num_generations
+
+    def per_device_batch(self, world_size: int | None = None) -> int:
+        """This process's share of the global batch: under `accelerate launch` (WORLD_SIZE processes) the global
+        batch stays what a single process would use, so the same config gives the same optimisation at any scale."""
+        world = world_size or int(os.environ.get("WORLD_SIZE", "1"))
+        if self.global_batch() % world:
+            raise ValueError(f"the global batch of {self.global_batch()} completions (prompts_per_step {self.prompts_per_step} x "
+                             f"num_generations {self.num_generations}) does not split over {world} processes")
+        return self.global_batch() // world
+
     def to_grpo_config(self, output_dir: str | Path, device: str):
         """The single conversion to TRL's config; CPU needs bf16 and gradient checkpointing off."""
         from trl import GRPOConfig
 
         cuda = device.startswith("cuda")
         bf16 = cuda and torch.cuda.is_bf16_supported() if self.precision == "auto" else self.precision == "bf16"
-        # per_device_train_batch_size counts completions, not prompts.
         return GRPOConfig(
             output_dir=str(output_dir),
             max_steps=self.steps,
-            per_device_train_batch_size=self.prompts_per_step * self.num_generations,
+            per_device_train_batch_size=self.per_device_batch(),
             num_generations=self.num_generations,
             steps_per_generation=1,
             learning_rate=self.learning_rate,
@@ -237,7 +250,8 @@ def train_grpo(
     if not rows:
         raise ValueError("train_grpo got an empty dataset: nothing passed the task filters for this role")
     out = Path(out_dir)
-    recover_checkpoint_dir(out)
+    if int(os.environ.get("RANK", "0")) == 0:  # one process tidies what a killed publish left (the others only read)
+        recover_checkpoint_dir(out)
     trainer_dir = out / TRAINER_DIR
     dtype = default_dtype(device) if hp.precision == "auto" else (torch.bfloat16 if hp.precision == "bf16" else torch.float32)
     model, processor = load_vlm(parent_dir, device=device, dtype=dtype)
@@ -298,6 +312,8 @@ def train_grpo(
             "seconds": seconds,
             "resumed_from": str(resume) if resume else None,
             "dataset_rows": len(rows),
+            "processes": accelerator.num_processes,
+            "global_batch": hp.global_batch(),
             **(metadata or {}),
         })
     accelerator.wait_for_everyone()

@@ -51,3 +51,34 @@ def test_solver_trains_in_a_pipes_child_process(smoke_home_factory, monkeypatch)
     assert any("zeroforge training child started" in m for m in messages)
     assert any("solver trained 2 steps" in m for m in messages)
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+@pytest.mark.slow
+def test_solver_trains_on_two_processes_through_accelerate(smoke_home_factory, monkeypatch):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU (gloo) through Pipes: the same global batch and steps
+    as one process, one published checkpoint, and a rerun that resumes instead of training again."""
+    from assets.store import IterationStore
+    from models.checkpoint import read_card
+    from orchestration.runs import materialization_metadata, run_iteration
+
+    home, instance = smoke_home_factory("accelerate")
+    store = IterationStore(home)
+    monkeypatch.delenv("ZEROFORGE_LAUNCHER", raising=False)
+    assert run_iteration(instance, "vzero", 1, SMOKE, assets=["vzero/questioner_checkpoint", "vzero/task_set", SOLVER]).success
+    solver = store.role_dir("vzero", "iter-0001", "solver")
+    single = read_card(solver)
+    import shutil
+
+    shutil.rmtree(solver)
+    monkeypatch.setenv("ZEROFORGE_LAUNCHER", "accelerate")
+    monkeypatch.setenv("ZEROFORGE_ACCELERATE_ARGS", "--multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no "
+                                                    "--dynamo_backend no")
+    run = run_iteration(instance, "vzero", 1, SMOKE, assets=[SOLVER])
+    assert run.success
+    multi = read_card(solver)
+    assert (multi["processes"], single["processes"]) == (2, 1)
+    assert multi["global_batch"] == single["global_batch"] and multi["steps"] == single["steps"]
+    assert store.checkpoint_complete(solver) and not list(solver.parent.glob(".tmp-solver-*"))  # published once
+    assert materialization_metadata(run)[SOLVER]["launcher"] == "accelerate (Dagster Pipes)"
+    again = run_iteration(instance, "vzero", 1, SMOKE, assets=[SOLVER])  # a rerun resumes from the last checkpoint
+    assert again.success and read_card(solver)["resumed_from"] and read_card(solver)["steps"] == single["steps"]
