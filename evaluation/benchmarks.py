@@ -198,7 +198,7 @@ def open_benchmark(
     if spec is not None and rule not in (None, "", "auto"):
         raise ValueError(f"--rule {name}={rule}: {spec.name} is scored by its published rule; rules apply to custom sets")
     if spec is not None and spec.name == PROCEDURAL:
-        from evaluation.procedural import DEFAULT_IMAGES, default_seed, procedural_samples
+        from evaluation.procedural import DEFAULT_IMAGES, describe, procedural_samples
 
         n_images = DEFAULT_IMAGES
         if path not in (None, ""):
@@ -206,7 +206,7 @@ def open_benchmark(
                 raise BenchmarkFileError(f"benchmark procedural takes no path (or a number of images), found {path!r}")
             n_images = int(path)
         samples = procedural_samples(n_images, limit=limit)
-        source = f"procedural world: {n_images} images, seed {default_seed()}"
+        source = describe(n_images)
         return LoadedBenchmark(spec, source, _check_samples(spec, samples, "procedural"))
     if spec is None:
         if path in (None, ""):

@@ -31,7 +31,7 @@ PROFILES: dict[str, dict] = {
     },
     # The tiny model on CPU: lr 1e-4, short completions, temperature 0.7 for the Questioner's long format.
     "embedded": {
-        "images_per_iteration": 256, "task_maker_images": 32, "eval_images": 60, "task_max_new_tokens": 128,
+        "images_per_iteration": 256, "task_maker_images": 32, "eval_images": 150, "task_max_new_tokens": 128,
         "task_temperature": 0.7, "engine_batch_size": 64,
         "solver": {"num_generations": 5, "steps": 20, "prompts_per_step": 8, "learning_rate": 1e-4,
                    "max_completion_length": 12, "save_steps": 5, **_DAPO},

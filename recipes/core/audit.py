@@ -14,16 +14,17 @@ answers the guards compare against the parent (`predictions`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from evaluation.stats import Accuracy
-from models.formats import extract_choice, solver_prompt
+from models.formats import extract_choice
 from models.generation import GenerationRequest, InferenceEngine, SamplingParams
 from recipes.core import loop
 from recipes.core.context import IterationContext
 from recipes.core.keep import KeepRule
 from recipes.core.types import ProposedTask
-from recipes.core.voting import band_reason, vote
+from recipes.core.voting import band_reason, majority_vote, vote
 
 
 def consistency_report(
@@ -70,28 +71,23 @@ def consistency_report(
 
 
 def label_audit(ctx: IterationContext, labeler: InferenceEngine, tasks: Sequence[tuple], rule: KeepRule) -> dict:
-    """Pseudo-labels of labeled (world image, task) pairs as the loop makes them, with the independent vote beside them.
+    """Pseudo-labels of labeled (world image, task) pairs as the loop makes them, beside the majority of their own votes.
 
-    Both votes sample with the same seed on the same requests, so for a correct loop every label equals the
-    reference majority; the accuracy with its interval, in and out of the keep rule, and per-question rows
-    (`key`, `gold`, `label`, `reference`, `c`, `kept`) come back.
+    Returns the accuracy with its interval, in and out of the keep rule, the share of labels equal to the
+    majority recomputed from the row's answers (1.0 unless the labeling is broken), and per-question rows
+    (`key`, `gold`, `label`, `reference`, `c`, `kept`).
     """
-    seen, unique = set(), []
-    for wi, t in tasks:  # the loop drops duplicate questions: drop them here first, so both votes see one request list
-        key = (wi.id, t.question, tuple(t.options))
-        if key not in seen:
-            seen.add(key)
-            unique.append((wi, t))
-    images = {wi.id: wi.image for wi, _ in unique}
-    proposals = [ProposedTask(wi.id, t.question, list(t.options), {"task_id": t.task_id}) for wi, t in unique]
-    seed = ctx.config.seed + ctx.iteration
+    images = {wi.id: wi.image for wi, _ in tasks}
+    proposals = [ProposedTask(wi.id, t.question, list(t.options), {"task_id": t.task_id}) for wi, t in tasks]
     labeled = loop.label_tasks(ctx, proposals, labeler, rule, image=images.__getitem__)
-    requests = [GenerationRequest(solver_prompt(t.question, list(t.options)), [wi.image]) for wi, t in unique]
-    reference = vote(labeler, requests, ctx.config.m, max_new_tokens=ctx.config.vote_max_new_tokens, seed=seed)
+    gold = {t.task_id: t for _, t in tasks}
     rows = []
-    for (wi, t), (_, r), v in zip(unique, labeled.iterrows(), reference):
+    for _, r in labeled.iterrows():
+        if r["reason"] == "duplicate":  # the loop votes once per distinct question
+            continue
+        t = gold[json.loads(r["meta"])["task_id"]]
         rows.append({"key": t.task_id, "task_type": t.task_type, "gold": t.answer, "label": r["majority"],
-                     "reference": v.label, "c": float(r["c"]), "kept": bool(r["kept"])})
+                     "reference": majority_vote(list(r["answers"]))[0], "c": float(r["c"]), "kept": bool(r["kept"])})
     n = len(rows)
     right = sum(r["label"] == r["gold"] for r in rows)
     kept = [r for r in rows if r["kept"]]

@@ -34,12 +34,10 @@ from models.warmstart import SupervisedExample, WarmStartConfig, supervised_fine
 from recipes.core.config import hfield
 from recipes.core.questioner import questioner_format_rate
 from recipes.core.registry import get_recipe, recipe_names
-from retrieval.world.splits import split_images, split_seed
+from retrieval.world.splits import split_images, split_seed, split_tasks
 from retrieval.world.tasks import make_tasks, world_corpus
 
 BASE_CARD = "zeroforge_base.json"
-# The option order of held-out questions per split: one rng seed offset per split, so each is reproducible.
-_OPTION_RNG = {"test": 1, "audit": 8, "validation": 3}
 
 
 def _code_version() -> str:
@@ -60,8 +58,7 @@ def solver_examples(world_images: Sequence, rng: random.Random) -> list[Supervis
 
 def labeled_tasks(split: str, n_images: int, seed: int = 0) -> list[tuple]:
     """(world image, labeled task) pairs on `n_images` images of a held-out split ("test", "audit", "validation")."""
-    rng = random.Random(seed + _OPTION_RNG[split])
-    return [(wi, t) for wi in split_images(split, n_images, seed) for t in make_tasks(wi, rng)]
+    return split_tasks(split, n_images, seed)
 
 
 def labeled_examples(split: str, n_images: int, seed: int = 0) -> list[SupervisedExample]:

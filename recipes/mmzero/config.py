@@ -40,7 +40,7 @@ PROFILES: dict[str, dict] = {
     },
     # As V-Zero's embedded profile: lr 1e-4 for the tiny model, temperature 0.7 keeps its formats readable.
     "embedded": {
-        "images_per_iteration": 128, "task_maker_images": 16, "eval_images": 60, "task_max_new_tokens": 160,
+        "images_per_iteration": 128, "task_maker_images": 16, "eval_images": 150, "task_max_new_tokens": 160,
         "task_temperature": 0.7, "engine_batch_size": 64,
         "coder_samples": 1, "coder_temperature": 0.7, "coder_max_new_tokens": 256,
         "solver": {"num_generations": 5, "steps": 20, "prompts_per_step": 8, "learning_rate": 1e-4,

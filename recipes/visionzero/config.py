@@ -38,7 +38,7 @@ PROFILES: dict[str, dict] = {
         "task_makers": {"player": {"num_generations": 8, "steps": 20, "prompts_per_step": 16, "max_completion_length": 256}},
     },
     "embedded": {
-        "images_per_iteration": 64, "task_maker_images": 8, "eval_images": 60, "vote_max_new_tokens": 12, "engine_batch_size": 64,
+        "images_per_iteration": 64, "task_maker_images": 8, "eval_images": 150, "vote_max_new_tokens": 12, "engine_batch_size": 64,
         "clue_temperature": 0.7, "phase": asdict(PhaseConfig(cycle_steps=10)),
         "solver": {"num_generations": 4, "steps": 10, "prompts_per_step": 8, "learning_rate": 1e-4, "temperature": 0.7,
                    "max_completion_length": 12, "save_steps": 5},

@@ -16,12 +16,16 @@ same image (for fewer than 10^6 images per call):
 - ``benchmark``: the evaluation harness's `procedural` benchmark.
 
     images = split_images("test", 150)             # the held-out images
+    tasks = split_tasks("test", 150)               # (image, labeled task) pairs: the held-out questions
     seed = split_seed("validation", seed=3)         # a validation draw for run seed 3
 """
 
 from __future__ import annotations
 
+import random
+
 from retrieval.world.core import WorldImage, sample_world
+from retrieval.world.tasks import LabeledTask, make_tasks
 
 SPLITS: dict[str, int] = {
     "train": 0,
@@ -33,6 +37,9 @@ SPLITS: dict[str, int] = {
 }
 # Seeds below this are training seeds; everything a model is scored on lies at or above it.
 HELD_OUT_FLOOR = SPLITS["validation"]
+# The option order of a split's questions: one rng per split and run seed, so every consumer (the base's card,
+# the iterations' scores, the evaluation harness's `procedural` benchmark) asks the very same questions.
+_OPTION_RNG = {"test": 1, "audit": 8, "validation": 3, "benchmark": 0, "probe": 5}
 
 
 def split_seed(split: str, seed: int = 0) -> int:
@@ -47,3 +54,9 @@ def split_seed(split: str, seed: int = 0) -> int:
 def split_images(split: str, n: int, seed: int = 0, size: int = 64) -> list[WorldImage]:
     """n world images of `split` (deterministic in `seed`)."""
     return sample_world(n, seed=split_seed(split, seed), size=size)
+
+
+def split_tasks(split: str, n_images: int, seed: int = 0, size: int = 64) -> list[tuple[WorldImage, LabeledTask]]:
+    """(world image, labeled task) pairs: every task of `n_images` images of `split`, in a fixed option order."""
+    rng = random.Random(seed + _OPTION_RNG[split])
+    return [(wi, t) for wi in split_images(split, n_images, seed, size=size) for t in make_tasks(wi, rng)]

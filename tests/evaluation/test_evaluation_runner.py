@@ -7,7 +7,7 @@ import pytest
 from test_evaluation_readers import MC_ROWS, write_tsv
 
 from evaluation.benchmarks import load_benchmark
-from evaluation.procedural import EVAL_SEED_BASE, default_seed, procedural_samples
+from evaluation.procedural import procedural_samples
 from evaluation.readers import BenchmarkFileError, BenchmarkFormatError, BenchSample
 from evaluation.runner import BenchmarkResult, EvalReport, compare, evaluate_model, regressed
 from evaluation.stats import Score
@@ -112,12 +112,11 @@ def test_missing_file_fails_before_any_generation(tmp_path):
     assert engine.calls == []
 
 
-def test_procedural_set_is_fixed_and_held_out():
-    from recipes.bootstrap import EVAL_SEED_BASE as bootstrap_base
+def test_procedural_set_is_fixed_held_out_and_the_one_every_model_is_scored_on():
+    from recipes.core.bootstrap import labeled_examples
     from retrieval.world import sample_world
     from retrieval.world.tasks import TASK_TYPES
 
-    assert EVAL_SEED_BASE == bootstrap_base and default_seed() >= EVAL_SEED_BASE
     a, b = procedural_samples(30), procedural_samples(30)
     assert [(s.id, s.answer, s.question) for s in a] == [(s.id, s.answer, s.question) for s in b]
     assert {s.meta["task_type"] for s in a} == set(TASK_TYPES)
@@ -125,8 +124,9 @@ def test_procedural_set_is_fixed_and_held_out():
     assert min(s.meta["world_seed"] for s in a) > (10**6) * 1_000_003
     train_ids = {wi.id for wi in sample_world(30, seed=0)}
     assert not train_ids & {s.meta["image_id"] for s in a}
-    with pytest.raises(ValueError, match="EVAL_SEED_BASE"):
-        procedural_samples(5, seed=123)
+    # the harness asks exactly the questions the base's card and benchmark_scores ask (the test split)
+    held = labeled_examples("test", 30)
+    assert [s.question for s in a] == [e.prompt.split("\n")[0] for e in held]
 
 
 def result(name, score, ci, n=100, metric="accuracy"):
