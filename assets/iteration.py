@@ -93,7 +93,8 @@ def step_context(recipe_name: str, partition: str, cfg: LoopConfig, home: Zerofo
         parents[role], labels[role] = store.parent_checkpoint(recipe_name, partition, role)
     trained = {r: store.role_dir(recipe_name, partition, r) for r in recipe.task_makers
                if store.checkpoint_complete(store.role_dir(recipe_name, partition, r))}
-    images = IterationImages(ImagePool(home.pool_root()), store.generated_images_dir(recipe_name, partition))
+    images = IterationImages(ImagePool(home.pool_root()), store.generated_images_dir(recipe_name, partition),
+                             sources=recipe.generated_sources)
     ctx = IterationContext(recipe=recipe, iteration=parse_iteration(partition), partition=partition, config=cfg,
                            parents=parents, images=images, device=compute.resolved_device(), trained=trained)
     return ctx, labels

@@ -51,6 +51,7 @@ from PIL import Image
 if TYPE_CHECKING:  # imported where used: the vector index pulls in the embedder's stack
     from retrieval.vector_index import EmbedReport, VectorIndex
 
+from models.files import atomic_write_json
 from retrieval.shards import existing_shards, load_image, shard_key, write_shards
 from retrieval.sources.base import ImageRecord, Rejected
 from retrieval.sources.quarantine import quarantine
@@ -349,9 +350,7 @@ class ImagePool:
     def set_embedder(self, path: str | os.PathLike, fingerprint: str, model_name: str | None = None) -> None:
         """Record which embedder this pool's searches use (the ``embedder`` asset writes it after ``embed``)."""
         info = {"path": str(path), "fingerprint": fingerprint, "model_name": model_name}
-        tmp = self.embedder_pointer.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        tmp.replace(self.embedder_pointer)  # readers see the old pointer or the new one
+        atomic_write_json(self.embedder_pointer, info)  # readers see the old pointer or the new one
         self.__dict__.pop("_embedder", None)
 
     def embedder_info(self) -> dict | None:

@@ -35,8 +35,10 @@ from retrieval.sources.base import ImageRecord
 class IterationImages:
     """The foundation pool plus the images this iteration generated, behind one lookup (decodes cached)."""
 
-    def __init__(self, pool: ImagePool, generated_root: Path | None = None, cache_size: int = 1024):
+    def __init__(self, pool: ImagePool, generated_root: Path | None = None, cache_size: int = 1024,
+                 sources: tuple[str, ...] | None = None):
         self.pool = pool
+        self.sources = sources  # the generated sources the recipe declared (None: not checked)
         self.generated_root = Path(generated_root) if generated_root else None
         self._generated: ImagePool | None = None
         self._cache: OrderedDict[str, Image.Image] = OrderedDict()
@@ -54,6 +56,11 @@ class IterationImages:
         """Store generated images with this iteration (idempotent: known ids are skipped)."""
         if self.generated_root is None:
             raise ValueError("this context has no store for generated images (generated_root is None)")
+        records = list(records)
+        undeclared = sorted({r.source for r in records} - set(self.sources or ())) if self.sources is not None else []
+        if undeclared:
+            raise ValueError(f"generated images of source(s) {undeclared} that the recipe did not declare "
+                             f"(generated_sources = {self.sources})")
         if self._generated is None:
             self._generated = ImagePool(self.generated_root)
         return self._generated.add(records)
