@@ -31,8 +31,10 @@ def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinit
 
     @dg.sensor(name=f"{recipe}_chain_iterations", job=job, minimum_interval_seconds=30,
                default_status=dg.DefaultSensorStatus.STOPPED,
-               description=f"Start the next {recipe} iteration when the last one's scores exist, up to max_iterations; "
-                           "the next iteration starts from the last one's frozen config.")
+               description=f"Starts iteration N+1 of {recipe} when N's scores exist and no blocking guard of N failed, up "
+                           "to max_iterations (ZEROFORGE_MAX_ITERATIONS); N+1 starts from N's frozen config. Turn it on "
+                           "here to chain iterations; or launch one by hand: add the partition iter-000N+1 in the "
+                           f"{recipe}_iteration job's partition picker and materialize.")
     def chain(context: dg.SensorEvaluationContext, loop_settings: LoopSettings, home: ZeroforgeHome):
         keys = sorted(context.instance.get_dynamic_partitions(partitions.name))
         if not keys:

@@ -393,6 +393,11 @@ def ui_screenshots(ui: Webserver, browser: Browser, out: Path, recipe: str = "vz
     browser.open(f"{ui.url}/assets/{recipe}/task_set?view=checks", wait_for=["task_set_is_valid", "blocking"])
     shots["checks"] = browser.screenshot(out / "checks.png")
 
+    # how to launch the next iteration: the job page says it (add the partition, then materialize; or the sensor)
+    job = f"{ui.url}/locations/{urllib.parse.quote(LOCATION_NAME, safe='')}/jobs/{recipe}_iteration"
+    browser.open(job, wait_for=[f"{recipe}_iteration"], settle_s=3)
+    shots["launch"] = browser.screenshot(out / "launch.png")
+
     if backfill_id:
         browser.open(f"{ui.url}/runs/b/{backfill_id}?tab=runs", wait_for=["Partition selection", "Status"], settle_s=3)
         shots["backfill"] = browser.screenshot(out / "backfill.png")
