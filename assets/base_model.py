@@ -31,7 +31,6 @@ class BaseModelConfig(dg.Config):
     n_train_images: int = 800
     n_eval_images: int = 150
     warm_start_steps: int = 400
-    warm_start_minutes: float = 4.0
     batch_size: int = 32
     learning_rate: float = 2e-3
     seed: int = 0
@@ -54,7 +53,6 @@ class BaseModelConfig(dg.Config):
                 steps=self.warm_start_steps,
                 batch_size=self.batch_size,
                 learning_rate=self.learning_rate,
-                max_minutes=self.warm_start_minutes,
                 seed=self.seed,
             ),
         )

@@ -58,8 +58,7 @@ def warm_started(path: Path, steps: int, seed: int = 0):
     model, proc = load_vlm(path, device="cuda" if torch.cuda.is_available() else "cpu")
     if steps > 0:
         train, _ = bootstrap_datasets(120, 0, seed, recipes=())
-        supervised_finetune(model, proc, train, WarmStartConfig(steps=steps, batch_size=16, warmup_steps=5,
-                                                                max_minutes=10), progress=False)
+        supervised_finetune(model, proc, train, WarmStartConfig(steps=steps, batch_size=16, warmup_steps=5), progress=False)
     return model, proc
 
 

@@ -9,6 +9,13 @@ loss on the answer tokens and `<|im_end|>` only. It is stopped early on
 purpose: the base should be right sometimes, not always, or self-evolution
 has nowhere to go.
 
+The budget is a number of optimizer steps, never wall time: the same
+configuration and seed give the same weights on a loaded laptop and on an idle
+server (a wall-clock cap once stopped the demo's warm start at 540 of 1,200
+steps under load and left the base at chance). What a step costs is reported
+instead (`cpu_seconds_per_step`, from `time.process_time`), so a budget can be
+sized for an idle machine from a run on a busy one.
+
     history = supervised_finetune(model, processor, examples, WarmStartConfig(steps=300))
 """
 
@@ -35,21 +42,36 @@ class SupervisedExample:
     target: str
     images: list[Image.Image] = field(default_factory=list)
     task_type: str = "unknown"
+    # For scoring (held-out sets): the right answer (a letter for multiple choice, else the answer
+    # text), the options shown (None for yes/no and open questions) and the answer kind.
+    answer: str | None = None
+    options: list[str] | None = None
+    answer_kind: str = "mc"
 
 
 @dataclass
 class WarmStartConfig:
-    steps: int = 400  # optimizer steps; the run stops earlier if max_minutes is reached
+    """The warm start's budget and optimiser. Capped by `steps` only; there is no wall-time limit."""
+
+    steps: int = 400  # optimizer steps: the whole budget
     batch_size: int = 32
     learning_rate: float = 2e-3  # from-scratch tiny models need a large lr; 1e-6 (the RL default) does nothing
     warmup_steps: int = 20
+    min_lr_ratio: float = 0.1  # cosine decay from learning_rate to this share of it at the last step
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
-    max_minutes: float = 5.0
     seed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to `min_lr_ratio` at the last step (a multiplier of learning_rate)."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        lo = self.min_lr_ratio
+        return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 def _full_and_target_ids(processor, ex: SupervisedExample) -> tuple[str, list[int]]:
@@ -93,18 +115,23 @@ def per_example_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Cross-entropy averaged over each example's reply tokens, then over examples.
 
     The default token-mean lets long replies (a Questioner's 100-token
-    question) drown short ones (a Solver's letter); here every example
-    weighs the same.
+    question) drown short ones (a Solver's answer); here every example
+    weighs the same. The output layer runs only where a label is: a Solver
+    reply is ~5 of ~80 tokens, and the full-sequence logits were a fifth of a
+    step's compute for nothing (the loss is the same).
     """
     labels = batch["labels"]
-    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    hidden = model.model(**inputs).last_hidden_state[:, :-1]
     target = labels[:, 1:]
-    tok_loss = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), ignore_index=-100, reduction="none"
-    ).view(target.shape)
-    mask = (target != -100).float()
-    per_example = (tok_loss * mask).sum(1) / mask.sum(1).clamp(min=1)
-    return per_example[mask.sum(1) > 0].mean()
+    mask = target != -100
+    logits = model.lm_head(hidden[mask]).float()
+    tok_loss = torch.nn.functional.cross_entropy(logits, target[mask], reduction="none")
+    rows = mask.nonzero()[:, 0]
+    counts = mask.sum(1)
+    per_example = torch.zeros(target.shape[0], dtype=tok_loss.dtype, device=tok_loss.device).index_add_(0, rows, tok_loss)
+    keep = counts > 0
+    return (per_example[keep] / counts[keep]).mean()
 
 
 def supervised_finetune(
@@ -115,7 +142,12 @@ def supervised_finetune(
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
 ) -> dict:
-    """Train in place; return {"loss": [...], "steps": int, "seconds": float, "stopped": reason}."""
+    """Train in place for exactly `cfg.steps` optimizer steps.
+
+    Returns {"loss": [...], "steps", "seconds" (wall), "cpu_seconds" (this process, all threads),
+    "cpu_seconds_per_step", "steps_per_second", "threads", "stopped": "steps"}. Deterministic:
+    the batch order comes from `cfg.seed` and nothing reads the clock to decide anything.
+    """
     if not examples:
         raise ValueError("supervised_finetune needs at least one example")
     rng = random.Random(cfg.seed)
@@ -123,18 +155,10 @@ def supervised_finetune(
     device = next(model.parameters()).device
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress_ = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     order: list[int] = []
     losses: list[float] = []
-    t0 = time.monotonic()
-    stopped = "steps"
+    t0, c0 = time.monotonic(), time.process_time()
     bar = tqdm(range(cfg.steps), desc="warm start", disable=not progress, unit="step")
     for step in bar:
         if len(order) < cfg.batch_size:
@@ -151,8 +175,9 @@ def supervised_finetune(
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if on_step:
             on_step(step, losses[-1])
-        if (time.monotonic() - t0) / 60 > cfg.max_minutes:
-            stopped = "max_minutes"
-            break
     model.eval()
-    return {"loss": losses, "steps": len(losses), "seconds": time.monotonic() - t0, "stopped": stopped}
+    seconds, cpu = time.monotonic() - t0, time.process_time() - c0
+    steps = len(losses)
+    return {"loss": losses, "steps": steps, "seconds": seconds, "cpu_seconds": cpu,
+            "cpu_seconds_per_step": cpu / max(1, steps), "steps_per_second": steps / max(1e-9, seconds),
+            "threads": torch.get_num_threads(), "stopped": "steps"}

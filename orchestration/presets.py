@@ -18,7 +18,7 @@ FOUNDATION: dict[str, dict] = {
     "embedded": {
         # ~10 minutes of supervised warm start (once: the base is reused while its config is unchanged);
         # the base must be partly right for majority votes to mean anything
-        "base_model": {"size": "small", "n_train_images": 1500, "warm_start_steps": 1200, "warm_start_minutes": 10.0},
+        "base_model": {"size": "small", "n_train_images": 1500, "warm_start_steps": 1200},
         "image_pool": {"procedural_images": 2000},
     },
     "smoke": {
@@ -27,7 +27,6 @@ FOUNDATION: dict[str, dict] = {
             "n_train_images": 24,
             "n_eval_images": 10,
             "warm_start_steps": 300,
-            "warm_start_minutes": 10.0,  # bounded by steps, so a loaded machine gives the same model
             "batch_size": 16,
             "learning_rate": 3e-3,
             "require_above_chance": False,  # a seconds-long warm start: the plumbing, not the model, is checked

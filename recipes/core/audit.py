@@ -86,7 +86,8 @@ def label_audit(ctx: IterationContext, labeler: InferenceEngine, tasks: Sequence
         if r["reason"] == "duplicate":  # the loop votes once per distinct question
             continue
         t = gold[json.loads(r["meta"])["task_id"]]
-        rows.append({"key": t.task_id, "task_type": t.task_type, "gold": t.answer, "label": r["majority"],
+        label = r["majority"] if isinstance(r["majority"], str) else None  # pandas stores a missing label as NaN
+        rows.append({"key": t.task_id, "task_type": t.task_type, "gold": t.answer, "label": label,
                      "reference": majority_vote(list(r["answers"]))[0], "c": float(r["c"]), "kept": bool(r["kept"])})
     n = len(rows)
     right = sum(r["label"] == r["gold"] for r in rows)

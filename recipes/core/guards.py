@@ -182,7 +182,7 @@ def task_format(reasons: Sequence[str], degenerate: int, well_formed: int, cfg: 
 
 def gives_answer_away(question: str, options: Sequence[str], label: str | None) -> bool:
     """The majority's option text appears word for word in the question stem (answerable without the image)."""
-    if not label or label not in "ABCD" or len(options) != 4:
+    if not isinstance(label, str) or label not in ("A", "B", "C", "D") or len(options) != 4:
         return False
     text = str(options["ABCD".index(label)]).lower().strip()
     return bool(text) and f" {text} " in f" {' '.join(str(question).lower().split())} "

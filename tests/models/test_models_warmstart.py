@@ -1,4 +1,6 @@
 
+import pytest
+import torch
 from PIL import Image
 
 from models.generation import GenerationRequest, SamplingParams, TransformersEngine
@@ -36,8 +38,41 @@ def test_warm_start_learns_a_visual_task(tiny_model_copy):
     assert sum(o[0] == f"\\boxed{{{c}}}" for o, c in zip(out, colours)) >= 3
 
 
-def test_warm_start_stops_on_wall_time(tiny_model_copy, world_images):
-    model, proc = load_vlm(tiny_model_copy, device="cpu")
-    ex = [SupervisedExample("q", "\\boxed{A}", [world_images[0].image])]
-    history = supervised_finetune(model, proc, ex, WarmStartConfig(steps=10_000, batch_size=1, max_minutes=0.0), progress=False)
-    assert history["stopped"] == "max_minutes" and history["steps"] == 1
+def test_warm_start_is_capped_by_steps_and_deterministic(tiny_model_dir, tmp_path, world_images):
+    """Same configuration and seed, same weights bit for bit; the budget is steps, whatever the clock says."""
+    import shutil
+
+    ex = [SupervisedExample(f"q{i}", f"\\boxed{{{c}}}", [w.image]) for i, (w, c) in enumerate(zip(world_images[:6], "ABCDAB"))]
+    states = []
+    for run in range(2):
+        shutil.copytree(tiny_model_dir, tmp_path / f"m{run}")
+        model, proc = load_vlm(tmp_path / f"m{run}", device="cpu")
+        hist = supervised_finetune(model, proc, ex, WarmStartConfig(steps=4, batch_size=3, warmup_steps=1), progress=False)
+        assert hist["steps"] == 4 and hist["stopped"] == "steps" and hist["cpu_seconds_per_step"] > 0
+        states.append(model.state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    with pytest.raises(TypeError):
+        WarmStartConfig(steps=2, max_minutes=0.0)  # there is no wall-time cap to set
+
+
+def test_learning_rate_schedule_warms_up_and_decays_to_the_floor():
+    cfg = WarmStartConfig(steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    assert cfg.lr_factor(0) == 0.1 and cfg.lr_factor(9) == 1.0
+    assert cfg.lr_factor(10) == 1.0 and abs(cfg.lr_factor(100) - 0.1) < 1e-9
+    assert all(cfg.lr_factor(s) >= cfg.lr_factor(s + 1) for s in range(10, 100))
+
+
+def test_loss_only_on_labelled_positions_matches_the_full_logits_loss(tiny_model_dir, world_images):
+    from models.warmstart import per_example_loss
+
+    model, proc = load_vlm(tiny_model_dir, device="cpu")
+    ex = [SupervisedExample("What color is the circle?", "\\boxed{red}", [world_images[0].image]),
+          SupervisedExample("How many shapes are there?\nA. 1\nB. 2\nC. 3\nD. 4", "\\boxed{3}", [world_images[1].image])]
+    batch = collate(proc, ex)
+    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
+    target = batch["labels"][:, 1:]
+    per_tok = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, ignore_index=-100, reduction="none")
+    mask = (target != -100).float()
+    expected = ((per_tok * mask).sum(1) / mask.sum(1)).mean()
+    assert torch.allclose(per_example_loss(model, batch), expected, atol=1e-5)
