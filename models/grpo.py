@@ -224,6 +224,11 @@ class _DropKeyMismatchWarnings(logging.Filter):
         return "keys in the checkpoint model loaded" not in record.getMessage()
 
 
+def restore_is_lora(checkpoint: Path) -> bool:
+    """A trainer checkpoint of LoRA adapters (the Trainer restores those itself), not of full weights."""
+    return (Path(checkpoint) / "adapter_config.json").exists()
+
+
 def last_trainer_checkpoint(trainer_dir: Path) -> Path | None:
     """The newest complete `checkpoint-N` folder, if any; one killed mid-write (no or truncated state) is skipped."""
     if not trainer_dir.is_dir():
@@ -267,34 +272,40 @@ def train_grpo(
         args.reward_weights = list(reward_weights)
     resume = last_trainer_checkpoint(trainer_dir)
     # full-model checkpoints need the key-mapped load; LoRA ones hold adapters, which the Trainer loads itself
-    restore = [_ResumeWeights(resume, device, dtype)] if resume and not (resume / "adapter_config.json").exists() else []
-    trainer_cls = group_filter_trainer() if hp.drop_zero_std_groups else GRPOTrainer
-    trainer = trainer_cls(
-        model=model,
-        reward_funcs=list(reward_funcs),
-        args=args,
-        train_dataset=Dataset.from_list(list(rows)),
-        processing_class=processor,
-        peft_config=peft_config,
-        callbacks=[*restore, *callbacks],
-    )
+    restore = [_ResumeWeights(resume, device, dtype)] if resume and not restore_is_lora(resume) else []
     t0 = time.monotonic()
-    quiet, trainer_log = _DropKeyMismatchWarnings(), logging.getLogger("transformers.trainer")
-    if restore:
-        trainer_log.addFilter(quiet)
-    try:
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    finally:
-        trainer_log.removeFilter(quiet)
+    if resume is not None and not restore_is_lora(resume) and _trainer_checkpoint_step(resume) >= hp.steps:
+        # Killed after the last step's trainer checkpoint, before publishing: nothing is left to train. (Resuming
+        # at max_steps anyway makes the Trainer take one more step under `accelerate launch`.)
+        final, _ = load_vlm(resume, device=device, dtype=dtype)
+        history = json.loads((resume / "trainer_state.json").read_text())["log_history"]
+        steps, trainer = hp.steps, None
+    else:
+        trainer_cls = group_filter_trainer() if hp.drop_zero_std_groups else GRPOTrainer
+        trainer = trainer_cls(
+            model=model,
+            reward_funcs=list(reward_funcs),
+            args=args,
+            train_dataset=Dataset.from_list(list(rows)),
+            processing_class=processor,
+            peft_config=peft_config,
+            callbacks=[*restore, *callbacks],
+        )
+        quiet, trainer_log = _DropKeyMismatchWarnings(), logging.getLogger("transformers.trainer")
+        if restore:
+            trainer_log.addFilter(quiet)
+        try:
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        finally:
+            trainer_log.removeFilter(quiet)
+        final = trainer.model.merge_and_unload() if hp.use_lora else trainer.model
+        history = [dict(h) for h in trainer.state.log_history]
+        steps = int(trainer.state.global_step)
     seconds = time.monotonic() - t0
-    final = trainer.model
-    if hp.use_lora:
-        final = final.merge_and_unload()
-    history = [dict(h) for h in trainer.state.log_history]
-    accelerator = trainer.accelerator
-    if not accelerator.is_main_process:  # under `accelerate launch`: rank 0 publishes, the others wait for it
-        accelerator.wait_for_everyone()
-        return GRPOResult(out, int(trainer.state.global_step), seconds, str(resume) if resume else None, history)
+    if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 publishes, the others wait for it
+        if trainer is not None:
+            trainer.accelerator.wait_for_everyone()
+        return GRPOResult(out, steps, seconds, str(resume) if resume else None, history)
     with staging_dir(out) as staging:
         final.save_pretrained(staging)
         # A fresh copy of the parent's processor: training leaves runtime padding/truncation state in the
@@ -308,16 +319,17 @@ def train_grpo(
             "hyperparams": hp.to_dict(),
             "reward_functions": [getattr(f, "__name__", type(f).__name__) for f in reward_funcs],
             "reward_weights": list(reward_weights) if reward_weights else None,
-            "steps": int(trainer.state.global_step),
+            "steps": steps,
             "seconds": seconds,
             "resumed_from": str(resume) if resume else None,
             "dataset_rows": len(rows),
-            "processes": accelerator.num_processes,
+            "processes": int(os.environ.get("WORLD_SIZE", "1")),
             "global_batch": hp.global_batch(),
             **(metadata or {}),
         })
-    accelerator.wait_for_everyone()
-    return GRPOResult(out, int(trainer.state.global_step), seconds, card["resumed_from"], history)
+    if trainer is not None:
+        trainer.accelerator.wait_for_everyone()
+    return GRPOResult(out, steps, seconds, card["resumed_from"], history)
 
 
 def skip_training(parent_dir: str | Path, out_dir: str | Path, hp: GRPOHyperParams, reason: str,
