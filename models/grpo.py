@@ -277,8 +277,9 @@ def train_grpo(
     if resume is not None and not restore_is_lora(resume) and _trainer_checkpoint_step(resume) >= hp.steps:
         # Killed after the last step's trainer checkpoint, before publishing: nothing is left to train. (Resuming
         # at max_steps anyway makes the Trainer take one more step under `accelerate launch`.)
-        final, _ = load_vlm(resume, device=device, dtype=dtype)
-        history = json.loads((resume / "trainer_state.json").read_text())["log_history"]
+        loaded, _ = load_vlm(resume, device=device, dtype=dtype)  # into the parent's model: its config, as trained
+        model.load_state_dict(loaded.state_dict(), strict=True)
+        final, history = model, json.loads((resume / "trainer_state.json").read_text())["log_history"]
         steps, trainer = hp.steps, None
     else:
         trainer_cls = group_filter_trainer() if hp.drop_zero_std_groups else GRPOTrainer
