@@ -10,7 +10,8 @@ as Noisy Student does). Every transform keeps the answer of every task type of
 - no flips or rotations: "left of", "the top row" and a chart's label order would change;
 - no colour, brightness or hue changes: colour names are answers;
 - shrinking (never enlarging) and shifting inside the freed margin keep every object,
-  bar, label and cell in the frame, so counts and chart values are unchanged;
+  bar, label and cell in the frame, so counts are unchanged; charts are never shrunk,
+  because a bar's value is read from its height in pixels (there are no tick labels);
 - noise is small and zero-mean, far below the distance between palette colours.
 
 Views are a pure function of ``(image, seed)``::
@@ -43,11 +44,16 @@ class ViewConfig:
         return asdict(self)
 
 
-def view(image: Image.Image, seed: int, cfg: ViewConfig = ViewConfig()) -> Image.Image:
-    """One label-preserving view of `image` (RGB, same size), deterministic in `seed`."""
+def view(image: Image.Image, seed: int, cfg: ViewConfig = ViewConfig(), kind: str | None = None) -> Image.Image:
+    """One label-preserving view of `image` (RGB, same size), deterministic in `seed`.
+
+    `kind` is the world kind ("shapes", "charts", "grids"); charts are shifted, never shrunk.
+    """
     rng = random.Random(f"zeroforge-view:{seed}")
     w, h = image.size
     scale = rng.uniform(cfg.min_scale, 1.0)
+    if kind == "charts":
+        scale = 1.0
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     small = image.convert("RGB").resize((nw, nh), Image.BILINEAR) if (nw, nh) != (w, h) else image.convert("RGB")
     # The content stays whole: the offset keeps the shrunk image inside the canvas; a shift beyond the
@@ -87,6 +93,12 @@ def _shift_over_background(image: Image.Image, rng: random.Random, max_shift: in
     return out
 
 
-def views(image: Image.Image, n: int, seed: int, cfg: ViewConfig = ViewConfig()) -> list[Image.Image]:
+def views(image: Image.Image, n: int, seed: int, cfg: ViewConfig = ViewConfig(), kind: str | None = None) -> list[Image.Image]:
     """`n` views of `image` with seeds derived from `seed` (view 0 is not the original)."""
-    return [view(image, seed * 1_000_003 + k, cfg) for k in range(n)]
+    return [view(image, seed * 1_000_003 + k, cfg, kind) for k in range(n)]
+
+
+def kind_of_image_id(image_id: str) -> str | None:
+    """The world kind in a world image id ("charts-s12-d3-64px" -> "charts"); None for other images."""
+    head = image_id.split("-", 1)[0]
+    return head if head in ("shapes", "charts", "grids") else None

@@ -240,6 +240,20 @@ _MAKERS = {"shapes": _shapes_tasks, "charts": _charts_tasks, "grids": _grids_tas
 # kinds are shared, so the warm start can weight what a tiny model learns in its budget.
 
 
+def _window_choices(rng: random.Random, correct: int, lo: int, hi: int) -> tuple[list[str], str]:
+    """Numeric options: four consecutive integers in [lo, hi] containing `correct`, the window placed at random.
+
+    The legacy `_number_choices` takes the 3 *nearest* integers, so the right answer is almost always
+    a middle value of the four and "pick the second smallest" scores far above chance without looking
+    at the image (a tiny model learns that shortcut first and the image never). Here every position
+    inside the window is equally likely wherever the range allows.
+    """
+    hi = max(hi, lo + 3)
+    starts = [s for s in range(lo, hi - 2) if s <= correct <= s + 3]
+    start = rng.choice(starts)
+    return _choices(rng, str(correct), [str(v) for v in range(start, start + 4)], [])
+
+
 def _obj_task(wi: WorldImage, task_type: str, kind: str, k: int, question: str, answer: str,
               mc: tuple[list[str], str] | None = None) -> LabeledTask:
     tid = f"{wi.id}/{task_type}/{kind}/{k}"
@@ -295,7 +309,7 @@ def _ask_count(wi, rng, kind, k):
     else:
         shape = rng.choice(sorted({o["shape"] for o in objs}))
         question, n, hi = f"How many {SHAPE_PLURALS[shape]} are there?", sum(o["shape"] == shape for o in objs), len(objs) + 1
-    mc = _number_choices(rng, n, 0, hi) if kind == "mc" else None
+    mc = _window_choices(rng, n, 0, hi) if kind == "mc" else None
     return _obj_task(wi, "count", kind, k, question, str(n), mc)
 
 
@@ -347,7 +361,7 @@ def _ask_chart_value(wi, rng, kind, k):
     labels, values, bar = sc["labels"], sc["values"], sc["chart_type"] == "bar"
     i = rng.randrange(len(labels))
     question = f"What is the value of bar {labels[i]}?" if bar else f"What is the value at point {labels[i]}?"
-    mc = _number_choices(rng, values[i], 1, 9) if kind == "mc" else None
+    mc = _window_choices(rng, values[i], 1, 9) if kind == "mc" else None
     return _obj_task(wi, "chart_value", kind, k, question, str(values[i]), mc)
 
 
@@ -360,7 +374,7 @@ def _ask_grid_count(wi, rng, kind, k):
         question, value = f"How many {color} cells are there?", sum(c == color for row in colors for c in row)
     else:
         question, value = "How many filled cells are there?", sum(map(sum, cells))
-    mc = _number_choices(rng, value, 0, n * n) if kind == "mc" else None
+    mc = _window_choices(rng, value, 0, n * n) if kind == "mc" else None
     return _obj_task(wi, "grid_count", kind, k, question, str(value), mc)
 
 
@@ -368,7 +382,7 @@ def _ask_grid_row(wi, rng, kind, k):
     sc = wi.scene
     which = rng.choice(["top", "bottom"])
     row = sc["cells"][0] if which == "top" else sc["cells"][-1]
-    mc = _number_choices(rng, sum(row), 0, sc["rows"]) if kind == "mc" else None
+    mc = _window_choices(rng, sum(row), 0, sc["rows"]) if kind == "mc" else None
     return _obj_task(wi, "grid_row", kind, k, f"How many filled cells are in the {which} row?", str(sum(row)), mc)
 
 
@@ -430,6 +444,7 @@ MIXES: dict[str, TaskMix | None] = {
                      ("chart_value", 1.5), ("grid_count", 1.0), ("grid_row", 1.0)),
                     (("mc", 0.6), ("yesno", 0.2), ("open", 0.2))),
 }
+MIXES["base_mc"] = MIXES["base"].only("mc")  # the same types as 4-option questions (V-Zero's Questioner, MC benchmarks)
 
 
 def _make_mixed(wi: WorldImage, rng: random.Random, mix: TaskMix) -> list[LabeledTask]:

@@ -261,3 +261,17 @@ def test_corpus_covers_the_new_question_forms():
     for w in sample_world(120, seed=78):
         for t in make_tasks(w, rng, EVERY_KIND):
             assert set(tokenize(t.prompt())) <= vocab, set(tokenize(t.prompt())) - vocab
+
+
+def test_numeric_options_do_not_give_the_answer_away():
+    """The mix path's numeric options are a randomly placed window: the answer is not 'the middle value'."""
+    rng = random.Random(2)
+    mix = TaskMix((("count", 1.0), ("chart_value", 1.0), ("grid_count", 1.0), ("grid_row", 1.0)))
+    ranks = Counter()
+    for w in sample_world(600, seed=6):
+        for t in make_tasks(w, rng, mix):
+            values = sorted(int(o) for o in t.options)
+            assert values == list(range(values[0], values[0] + 4))  # consecutive
+            ranks[values.index(int(t.answer_text))] += 1
+    total = sum(ranks.values())
+    assert min(ranks.values()) > 0.15 * total, ranks  # each rank common; the nearest-values options put ~all in 1-2

@@ -181,3 +181,15 @@ def test_views_never_cut_content():
         src, v = np.asarray(wi.image), np.asarray(view(wi.image, 1, quiet))
         not_bg = lambda a: int((np.abs(a.astype(int) - np.array(BACKGROUND)).sum(axis=2) > 0).sum())  # noqa: E731
         assert not_bg(v) == not_bg(src), wi.id
+
+
+def test_chart_views_keep_bar_heights():
+    """A bar's value is its height in pixels: chart views shift, never shrink."""
+    from retrieval.world.augment import ViewConfig, kind_of_image_id, view
+    from retrieval.world.palette import BACKGROUND
+
+    for wi in sample_world(12, seed=23, kinds=("charts",)):
+        assert kind_of_image_id(wi.id) == "charts"
+        v = np.asarray(view(wi.image, 4, ViewConfig(noise_std=0.0, min_scale=0.5), kind="charts"))
+        not_bg = lambda a: int((np.abs(a.astype(int) - np.array(BACKGROUND)).sum(axis=2) > 0).sum())  # noqa: E731
+        assert not_bg(v) == not_bg(np.asarray(wi.image)), wi.id
