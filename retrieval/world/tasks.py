@@ -412,6 +412,8 @@ class TaskMix:
 
     types: tuple[tuple[str, float], ...]
     kinds: tuple[tuple[str, float], ...] = (("mc", 1.0),)
+    # warm start only: primer scenes (``retrieval.world.primer``) added per world image, asked the same types
+    primer_images: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [t for t, _ in self.types if t not in ASKERS]
@@ -422,14 +424,14 @@ class TaskMix:
             raise ValueError(f"unknown answer kinds {bad}; expected some of {ANSWER_KINDS}")
 
     def to_dict(self) -> dict:
-        return {"types": dict(self.types), "kinds": dict(self.kinds)}
+        return {"types": dict(self.types), "kinds": dict(self.kinds), "primer_images": self.primer_images}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskMix":
-        return cls(tuple(d["types"].items()), tuple(d["kinds"].items()))
+        return cls(tuple(d["types"].items()), tuple(d.get("kinds", {"mc": 1.0}).items()), float(d.get("primer_images", 0.0)))
 
     def only(self, *kinds: str) -> "TaskMix":
-        """The same types asked in `kinds` only (e.g. ``mix.only("mc")`` for a Questioner's 4-option questions)."""
+        """The same types asked in `kinds` only, without primer scenes (e.g. ``mix.only("mc")`` for 4-option questions)."""
         return TaskMix(self.types, tuple((k, w) for k, w in self.kinds if k in kinds) or tuple((k, 1.0) for k in kinds))
 
 

@@ -193,3 +193,23 @@ def test_chart_views_keep_bar_heights():
         v = np.asarray(view(wi.image, 4, ViewConfig(noise_std=0.0, min_scale=0.5), kind="charts"))
         not_bg = lambda a: int((np.abs(a.astype(int) - np.array(BACKGROUND)).sum(axis=2) > 0).sum())  # noqa: E731
         assert not_bg(v) == not_bg(np.asarray(wi.image)), wi.id
+
+
+def test_primer_scenes_are_large_shapes_with_truth():
+    """Primer scenes: 1-3 large, separate objects whose centre pixels are their colour; the task makers accept them."""
+    import random as _random
+
+    from retrieval.world.primer import primer_images
+    from retrieval.world.tasks import MIXES, make_tasks
+
+    images = primer_images(40, seed=1)
+    assert [w.id for w in images] == [w.id for w in primer_images(40, seed=1)]
+    assert all(w.id.startswith("primer-") and w.kind == "shapes" for w in images)
+    for w in images:
+        objs = w.scene["objects"]
+        assert 1 <= len(objs) <= 3 and all(o["r"] >= 8 for o in objs)
+        px = np.asarray(w.image)
+        for o in objs:
+            assert tuple(px[o["y"], o["x"]]) == COLORS[o["color"]]
+    tasks = [t for w in images for t in make_tasks(w, _random.Random(0), MIXES["base"])]
+    assert {t.task_type for t in tasks} >= {"color", "shape", "count", "exists"}
