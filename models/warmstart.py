@@ -61,6 +61,9 @@ class WarmStartConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     seed: int = 0
+    # A curriculum: the first `curriculum_steps` steps draw their batches only from the `curriculum`
+    # examples passed to `supervised_finetune` (easy perception: see retrieval/world/primer.py).
+    curriculum_steps: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,6 +144,7 @@ def supervised_finetune(
     cfg: WarmStartConfig,
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    curriculum: Sequence[SupervisedExample] = (),
 ) -> dict:
     """Train in place for exactly `cfg.steps` optimizer steps.
 
@@ -150,6 +154,8 @@ def supervised_finetune(
     """
     if not examples:
         raise ValueError("supervised_finetune needs at least one example")
+    if cfg.curriculum_steps and not curriculum:
+        raise ValueError(f"curriculum_steps={cfg.curriculum_steps} but no curriculum examples were given")
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device
@@ -157,14 +163,22 @@ def supervised_finetune(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     order: list[int] = []
+    first: list[int] = []
     losses: list[float] = []
     t0, c0 = time.monotonic(), time.process_time()
     bar = tqdm(range(cfg.steps), desc="warm start", disable=not progress, unit="step")
     for step in bar:
-        if len(order) < cfg.batch_size:
-            order += rng.sample(range(len(examples)), len(examples))
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        batch = {k: v.to(device) for k, v in collate(processor, [examples[i] for i in idx]).items()}
+        if step < cfg.curriculum_steps:
+            while len(first) < cfg.batch_size:  # a set smaller than a batch is repeated to fill it
+                first += rng.sample(range(len(curriculum)), len(curriculum))
+            idx, first = first[: cfg.batch_size], first[cfg.batch_size :]
+            chosen = [curriculum[i] for i in idx]
+        else:
+            while len(order) < cfg.batch_size:
+                order += rng.sample(range(len(examples)), len(examples))
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+            chosen = [examples[i] for i in idx]
+        batch = {k: v.to(device) for k, v in collate(processor, chosen).items()}
         loss = per_example_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -181,3 +195,39 @@ def supervised_finetune(
     return {"loss": losses, "steps": steps, "seconds": seconds, "cpu_seconds": cpu,
             "cpu_seconds_per_step": cpu / max(1, steps), "steps_per_second": steps / max(1e-9, seconds),
             "threads": torch.get_num_threads(), "stopped": "steps"}
+
+
+def held_out_report(engine, examples: Sequence[SupervisedExample], max_new_tokens: int = 12) -> dict:
+    """Greedy accuracy of a model on labeled examples: by task type, by answer kind, and both.
+
+    Returns {"accuracy": {"all": ..., <task type>: ...} over the 4-option (mc) questions, the
+    figure a multiple-choice benchmark reports; "by_kind": {"mc", "yesno", "open"}; "by_kind_and_type":
+    {"yesno:exists", ...}; "valid": share of replies that box an answer of the right form}. Each
+    accuracy is {"accuracy", "n", "ci95"} (Wilson). Examples need `answer` (and `options` for mc).
+    """
+    from collections import defaultdict
+
+    from evaluation.stats import Accuracy
+    from models.formats import extract_answer, is_correct
+    from models.generation import GenerationRequest, SamplingParams
+
+    requests = [GenerationRequest(ex.prompt, list(ex.images)) for ex in examples]
+    replies = engine.generate(requests, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
+    tally: dict[str, dict[str, list[int]]] = {"accuracy": defaultdict(lambda: [0, 0]), "by_kind": defaultdict(lambda: [0, 0]),
+                                              "by_kind_and_type": defaultdict(lambda: [0, 0])}
+    valid = [0, 0]
+    for ex, (reply,) in zip(examples, replies):
+        if ex.answer is None:
+            raise ValueError(f"held-out example of type {ex.task_type!r} has no answer to score against")
+        ok = int(is_correct(reply, ex.answer, ex.options, ex.answer_kind))
+        valid[0] += extract_answer(reply, ex.options, ex.answer_kind)[0] is not None
+        valid[1] += 1
+        keys = [("by_kind", ex.answer_kind), ("by_kind_and_type", f"{ex.answer_kind}:{ex.task_type}")]
+        if ex.answer_kind == "mc":
+            keys += [("accuracy", "all"), ("accuracy", ex.task_type)]
+        for group, key in keys:
+            tally[group][key][0] += ok
+            tally[group][key][1] += 1
+    out = {group: {k: Accuracy(c, n).to_dict() for k, (c, n) in sorted(t.items())} for group, t in tally.items()}
+    out["valid"] = Accuracy(*valid).to_dict()
+    return out
