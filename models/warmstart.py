@@ -64,6 +64,9 @@ class WarmStartConfig:
     # A curriculum: the first `curriculum_steps` steps draw their batches only from the `curriculum`
     # examples passed to `supervised_finetune` (easy perception: see retrieval/world/primer.py).
     curriculum_steps: int = 0
+    # Learning-rate multiplier for the vision tower and its merger (a from-scratch vision tower learns
+    # slower than the text side, which fits the answer priors first).
+    vision_lr_mult: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,7 +163,12 @@ def supervised_finetune(
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    vision = [p for n, p in model.named_parameters() if ".visual." in f".{n}"]
+    others = [p for n, p in model.named_parameters() if ".visual." not in f".{n}"]
+    groups = [{"params": others, "lr": cfg.learning_rate}]
+    if vision:
+        groups.append({"params": vision, "lr": cfg.learning_rate * cfg.vision_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     order: list[int] = []
     first: list[int] = []
@@ -196,38 +204,3 @@ def supervised_finetune(
             "cpu_seconds_per_step": cpu / max(1, steps), "steps_per_second": steps / max(1e-9, seconds),
             "threads": torch.get_num_threads(), "stopped": "steps"}
 
-
-def held_out_report(engine, examples: Sequence[SupervisedExample], max_new_tokens: int = 12) -> dict:
-    """Greedy accuracy of a model on labeled examples: by task type, by answer kind, and both.
-
-    Returns {"accuracy": {"all": ..., <task type>: ...} over the 4-option (mc) questions, the
-    figure a multiple-choice benchmark reports; "by_kind": {"mc", "yesno", "open"}; "by_kind_and_type":
-    {"yesno:exists", ...}; "valid": share of replies that box an answer of the right form}. Each
-    accuracy is {"accuracy", "n", "ci95"} (Wilson). Examples need `answer` (and `options` for mc).
-    """
-    from collections import defaultdict
-
-    from evaluation.stats import Accuracy
-    from models.formats import extract_answer, is_correct
-    from models.generation import GenerationRequest, SamplingParams
-
-    requests = [GenerationRequest(ex.prompt, list(ex.images)) for ex in examples]
-    replies = engine.generate(requests, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
-    tally: dict[str, dict[str, list[int]]] = {"accuracy": defaultdict(lambda: [0, 0]), "by_kind": defaultdict(lambda: [0, 0]),
-                                              "by_kind_and_type": defaultdict(lambda: [0, 0])}
-    valid = [0, 0]
-    for ex, (reply,) in zip(examples, replies):
-        if ex.answer is None:
-            raise ValueError(f"held-out example of type {ex.task_type!r} has no answer to score against")
-        ok = int(is_correct(reply, ex.answer, ex.options, ex.answer_kind))
-        valid[0] += extract_answer(reply, ex.options, ex.answer_kind)[0] is not None
-        valid[1] += 1
-        keys = [("by_kind", ex.answer_kind), ("by_kind_and_type", f"{ex.answer_kind}:{ex.task_type}")]
-        if ex.answer_kind == "mc":
-            keys += [("accuracy", "all"), ("accuracy", ex.task_type)]
-        for group, key in keys:
-            tally[group][key][0] += ok
-            tally[group][key][1] += 1
-    out = {group: {k: Accuracy(c, n).to_dict() for k, (c, n) in sorted(t.items())} for group, t in tally.items()}
-    out["valid"] = Accuracy(*valid).to_dict()
-    return out

@@ -28,14 +28,15 @@ from PIL import Image, ImageDraw
 from retrieval.world.core import WorldImage
 from retrieval.world.palette import ALL_SHAPES, BACKGROUND, COLOR_NAMES, COLORS, number_word
 from retrieval.world.shapes import describe, draw_shape
+from retrieval.world.tasks import TaskMix
 
 MAX_OBJECTS = 3
 
 
-def primer_image(seed: int, size: int = 64) -> WorldImage:
+def primer_image(seed: int, size: int = 64, n_objects: int | None = None) -> WorldImage:
     """One primer scene: 1-3 large shapes (radius 14-24 px at 64 px alone, smaller when sharing the canvas)."""
     rng = random.Random(f"zeroforge-primer:{seed}")
-    n = rng.choice([1, 1, 2, 3])
+    n = rng.choice([1, 1, 2, 3]) if n_objects is None else n_objects
     scale = size / 64
     lo, hi = {1: (14, 24), 2: (10, 15), 3: (8, 12)}[n]
     image = Image.new("RGB", (size, size), BACKGROUND)
@@ -62,6 +63,25 @@ def primer_image(seed: int, size: int = 64) -> WorldImage:
                       caption=caption, scene=scene)
 
 
-def primer_images(n: int, seed: int = 0, size: int = 64) -> list[WorldImage]:
-    """`n` primer scenes, deterministic in `seed`."""
-    return [primer_image(seed * 1_000_003 + i, size) for i in range(n)]
+def primer_images(n: int, seed: int = 0, size: int = 64, n_objects: int | None = None) -> list[WorldImage]:
+    """`n` primer scenes, deterministic in `seed` (`n_objects` fixes the number of shapes)."""
+    return [primer_image(seed * 1_000_003 + i, size, n_objects) for i in range(n)]
+
+
+# What the first warm-start steps ask (see `perception_curriculum`): colour and shape, open answers.
+CURRICULUM_MIX = TaskMix((("color", 1.0), ("shape", 1.0)), (("open", 1.0),))
+
+
+def perception_curriculum(n: int, seed: int = 0, size: int = 64) -> list[WorldImage]:
+    """Images for the warm start's first phase: single large shapes and the world's easiest scenes, half each.
+
+    Asked with `CURRICULUM_MIX` ("What color is the circle?" with no options to lean on), they
+    are what made a from-scratch vision tower start to see within ~100 steps; the same budget
+    on the full task mix, or on multi-object primer scenes asked in every kind, left it blind.
+    """
+    from retrieval.world.core import sample_world
+    from retrieval.world.splits import split_seed
+
+    single = primer_images(n - n // 2, seed=seed + 17, size=size, n_objects=1)
+    easy = sample_world(n // 2, split_seed("curriculum", seed), kinds=("shapes",), difficulties=(1,), size=size)
+    return single + easy
