@@ -10,6 +10,8 @@ same image (for fewer than 10^6 images per call):
   source (seeds below 10^6);
 - ``curriculum``: the easiest world scenes of the warm start's first phase
   (`retrieval.world.primer.perception_curriculum`), also training data;
+- ``unlabeled``: images a label-free experiment asks about (`bench/efficacy.py`;
+  their labels are never read for training);
 - ``validation``: for choosing settings (levers, thresholds); never reported;
 - ``audit``: the labeled slice on which an iteration's pseudo-labels are
   audited (its answers never train anything);
@@ -32,6 +34,7 @@ from retrieval.world.tasks import LabeledTask, TaskMix, make_tasks
 SPLITS: dict[str, int] = {
     "train": 0,
     "curriculum": 1_000,
+    "unlabeled": 250_000_000,
     "validation": 500_000_000,
     "test": 1_000_000_000,
     "probe": 1_000_002_000,
