@@ -407,11 +407,12 @@ def train_grpo(
     if resume is not None and not restore_is_lora(resume) and _trainer_checkpoint_step(resume) >= hp.steps:
         # Killed after the last step's trainer checkpoint, before publishing: nothing is left to train. (Resuming
         # at max_steps anyway makes the Trainer take one more step under `accelerate launch`.)
-        loaded, _ = load_vlm(resume, device=device, dtype=dtype)  # into the parent's model: its config, as trained
+        loaded, _ = load_vlm(resume, device=device, dtype=dtype)
         model.load_state_dict(loaded.state_dict(), strict=True)
         final, history = model, json.loads((resume / "trainer_state.json").read_text())["log_history"]
-        steps, trainer = hp.steps, None
+        steps, trainer, trained_config = hp.steps, None, resume / "config.json"
     else:
+        trained_config = None
         if hp.dynamic_sampling:
             trainer_cls = dynamic_sampling_trainer()
             trainer_cls.max_refill_rounds = hp.max_refill_rounds
@@ -443,6 +444,8 @@ def train_grpo(
         return GRPOResult(out, steps, seconds, str(resume) if resume else None, history, cpu_seconds=cpu_seconds)
     with staging_dir(out) as staging:
         final.save_pretrained(staging)
+        if trained_config is not None:  # the config as the Trainer wrote it (it sets use_cache=False): same bytes, same hash
+            shutil.copy2(trained_config, staging / "config.json")
         # A fresh copy of the parent's processor: training leaves runtime padding/truncation state in the
         # tokenizer, which would make identical checkpoints differ byte-wise (and in their content hash).
         load_processor(parent_dir).save_pretrained(staging)
