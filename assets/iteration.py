@@ -26,7 +26,7 @@ from assets.io import FrozenConfig
 from assets.resources import ComputeResource, ZeroforgeHome
 from assets.store import IterationStore, MissingParentError, iteration_key, parse_iteration
 from recipes import get_recipe
-from recipes.core.config import ROLE_SHORTCUTS, STEP_SHORTCUTS, LoopConfig, resolve_config
+from recipes.core.config import GUARDS_BLOCKING_HELP, ROLE_SHORTCUTS, STEP_SHORTCUTS, LoopConfig, resolve_config
 from recipes.core.context import IterationContext, IterationImages
 from retrieval.pool import ImagePool
 
@@ -44,7 +44,8 @@ def launchpad_config(recipe_name: str) -> type[dg.Config]:
     recipe = get_recipe(recipe_name)
     fields: dict = {"profile": (Optional[str], pydantic.Field(None, description=_PROFILE_HELP)),
                     "refreeze": (bool, pydantic.Field(False, description=_REFREEZE_HELP)),
-                    "accept_failed_guards": (Optional[list[str]], pydantic.Field(None, description=_ACCEPT_HELP))}
+                    "accept_failed_guards": (Optional[list[str]], pydantic.Field(None, description=_ACCEPT_HELP)),
+                    "guards_blocking": (Optional[list[str]], pydantic.Field(None, description=GUARDS_BLOCKING_HELP))}
     for name, (tp, help_text) in recipe.config_class.scalar_fields().items():
         fields[name] = (Optional[tp], pydantic.Field(None, description=help_text))
     hp_types = {"learning_rate": float, "use_lora": bool, "save_steps": int}

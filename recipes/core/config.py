@@ -101,6 +101,12 @@ class GuardConfig:
                                       "to start unless told to accept them).")
 
 
+# The guards an iteration runs (`recipes.core.guards`); `GuardConfig.blocking` names some of them.
+GUARD_NAMES = ("answer_collapse", "label_quality", "flip_rate", "task_format", "base_above_chance")
+GUARDS_BLOCKING_HELP = ("Guards whose failure stops the chain (default answer_collapse, label_quality); the others only "
+                        "warn. An empty list makes every guard warn-only for this iteration; recorded with the config.")
+
+
 @dataclass
 class LoopConfig:
     """One iteration's settings, shared by every recipe. Defaults are the papers' (recipes.md)."""
@@ -167,9 +173,14 @@ def apply_overrides(cfg: LoopConfig, overrides: dict[str, Any], task_makers: tup
         elif key == "task_maker_steps":
             for r in task_makers:
                 cfg.role_hp(r).steps = int(value)
+        elif key == "guards_blocking":
+            unknown = sorted(set(value) - set(GUARD_NAMES))
+            if unknown:
+                raise ValueError(f"unknown guards {unknown} in guards_blocking; known: {sorted(GUARD_NAMES)}")
+            cfg.guards.blocking = list(value)
         else:
             raise ValueError(f"unknown override {key!r} for {type(cfg).__name__}; known: "
-                             f"{sorted([*scalars, *ROLE_SHORTCUTS, *STEP_SHORTCUTS])}")
+                             f"{sorted([*scalars, *ROLE_SHORTCUTS, *STEP_SHORTCUTS, 'guards_blocking'])}")
         applied[key] = value
     return applied
 

@@ -55,3 +55,12 @@ def test_a_frozen_config_is_reused_and_different_overrides_are_refused(tmp_path)
         materialize_config(tmp_path, "iter-0001", m=5)
     changed, md = materialize_config(tmp_path, "iter-0001", m=5, refreeze=True)
     assert md["status"].value == "resolved" and changed.config.m == 5
+
+
+def test_guards_can_be_made_warn_only_and_it_is_recorded(tmp_path):
+    cfg, md = materialize_config(tmp_path, "iter-0001", profile="smoke", guards_blocking=["label_quality"])
+    assert cfg.config.guards.blocking == ["label_quality"] and md["overrides"].value == {"guards_blocking": ["label_quality"]}
+    second, _ = materialize_config(tmp_path, "iter-0002")
+    assert second.config.guards.blocking == ["label_quality"]  # inherited, like every other knob
+    with pytest.raises(ValueError, match="unknown guards"):
+        materialize_config(tmp_path / "x", "iter-0001", profile="smoke", guards_blocking=["no_such_guard"])
