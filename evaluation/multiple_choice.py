@@ -10,7 +10,8 @@ so a model taught `\\boxed{<option text>}` is scored like one taught letters.
     accuracy, rows = choice_accuracy(engine, held_out)
     accuracy["all"], rows[0]["extracted_from"]
 
-`held_out_report` scores every answer kind (4-option, yes/no, open) on
+`image_dependence` asks the same questions with blank images, paired: a
+model can beat chance by answer priors without looking. `held_out_report` scores every answer kind (4-option, yes/no, open) on
 examples that carry their answer, options and kind, as the base's card does.
 """
 
@@ -19,6 +20,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
+
+from PIL import Image
 
 from evaluation.answers import boxed_option
 from evaluation.stats import Accuracy
@@ -89,3 +93,25 @@ def held_out_report(engine: InferenceEngine, examples: Sequence, max_new_tokens:
     out = {group: {k: Accuracy(c, n).to_dict() for k, (c, n) in sorted(t.items())} for group, t in tally.items()}
     out["valid"] = Accuracy(*valid).to_dict()
     return out
+
+
+def blank_like(image: Image.Image) -> Image.Image:
+    """A uniform image of `image`'s size in its most frequent colour (its background): the image without content."""
+    rgb = image.convert("RGB")
+    colour = max(rgb.getcolors(rgb.width * rgb.height), key=lambda c: c[0])[1]
+    return Image.new("RGB", rgb.size, colour)
+
+
+def image_dependence(engine: InferenceEngine, examples: Sequence, max_new_tokens: int = 12) -> dict:
+    """Greedy multiple-choice accuracy with every image replaced by `blank_like` it, paired with the real one.
+
+    {"accuracy", "n", "ci95"} of the blank run, plus "real" (the same on the real images), "gained" (questions
+    right only with the image) and "lost" (right only without it). A model above chance by answer priors alone
+    scores the same either way; what it sees shows as gained >> lost.
+    """
+    blank = [replace(ex, images=[blank_like(im) for im in ex.images]) for ex in examples]
+    real_acc, real_rows = choice_accuracy(engine, examples, max_new_tokens)
+    blank_acc, blank_rows = choice_accuracy(engine, blank, max_new_tokens)
+    gained = sum(r["correct"] and not b["correct"] for r, b in zip(real_rows, blank_rows))
+    lost = sum(b["correct"] and not r["correct"] for r, b in zip(real_rows, blank_rows))
+    return {**blank_acc["all"].to_dict(), "real": real_acc["all"].to_dict(), "gained": gained, "lost": lost}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.multiple_choice import held_out_report
+from evaluation.multiple_choice import held_out_report, image_dependence
 from models.formats import solver_prompt, solver_target
 from models.generation import TransformersEngine
 from models.loading import load_vlm
@@ -175,6 +175,8 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
     model.save_pretrained(out)
     engine = TransformersEngine(model, processor, batch_size=64)
     scores = held_out_report(engine, held_out)
+    mc = [ex for ex in held_out if ex.answer_kind == "mc"]
+    blank = image_dependence(engine, mc)  # the same 4-option questions with blank images: does the base look?
     probe = [wi.image for wi in split_images("probe", cfg.format_probe, cfg.seed)]
     report = {
         "build": cfg.to_dict(),
@@ -191,6 +193,7 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
         "held_out_by_kind": scores["by_kind"],
         "held_out_by_kind_and_type": scores["by_kind_and_type"],
         "held_out_valid": scores["valid"],
+        "held_out_blank_image": {k: v for k, v in blank.items() if k != "real"},
         "questioner_format_rate": questioner_format_rate(engine, probe, cfg.seed),
         "seconds": time.monotonic() - t0,
     }
