@@ -182,6 +182,9 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     if failed:
         out(f"\nblocking guard(s) failed: {', '.join(failed)}: the chain stops here; the messages above say what to do.")
         status = 1
+    if base_verdict and not base_verdict["passed"]:  # accepted to show the loop, never reported as a success
+        out("\nthe base failed base_above_chance (accepted for this demo): no figure above can show a gain.")
+        status = 1
     out(f"\nzeroforge demo ({profile}) {'succeeded' if status == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
     out(f"Instance: {home / 'dagster'} (see it with `zeroforge ui`)")
     return status
