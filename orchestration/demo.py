@@ -129,6 +129,7 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     it was accepted; the table, the gain sentence and the guard lines then say what that base could not do."""
     t0 = time.monotonic()
     foundation = foundation_run_config(profile, recipes=[recipe])
+    required = foundation["ops"]["base_model"]["config"].get("require_above_chance", True)  # smoke: warns by design
     if accept_failed_base:
         foundation["ops"]["base_model"]["config"]["require_above_chance"] = False
     result = run_foundation(instance, foundation)
@@ -145,10 +146,11 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     n_iter = iterations if iterations is not None else LOOP_DEFAULTS[profile]["iterations"]
     rows, keys = [], []
     status = 0
-    base_verdict = store.guard_results(recipe, None).get("base_above_chance")
+    verdict = store.guard_results(recipe, None).get("base_above_chance")
+    accepted_base = bool(required and verdict and not verdict["passed"])  # it would have stopped the chain
     first = {"profile": profile}
-    if base_verdict and not base_verdict["passed"]:
-        out(f"\nthe base failed base_above_chance: {base_verdict['message']}\nThe demo runs its iterations anyway (accepted "
+    if accepted_base:
+        out(f"\nthe base failed base_above_chance: {verdict['message']}\nThe demo runs its iterations anyway (accepted "
             "and recorded in iter-0001's config; `--stop-at-failed-base` stops here, as the chain sensor does): expect no gain.")
         first["accept_failed_guards"] = ["base_above_chance"]
     for n in range(1, n_iter + 1):
@@ -182,7 +184,7 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     if failed:
         out(f"\nblocking guard(s) failed: {', '.join(failed)}: the chain stops here; the messages above say what to do.")
         status = 1
-    if base_verdict and not base_verdict["passed"]:  # accepted to show the loop, never reported as a success
+    if accepted_base:  # accepted to show the loop, never reported as a success
         out("\nthe base failed base_above_chance (accepted for this demo): no figure above can show a gain.")
         status = 1
     out(f"\nzeroforge demo ({profile}) {'succeeded' if status == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
