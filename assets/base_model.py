@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from assets.lineage import artifact, record_lineage
 from assets.resources import ZeroforgeHome
@@ -26,21 +27,27 @@ from recipes.core.registry import recipe_names
 class BaseModelConfig(dg.Config):
     """Launchpad knobs. Leave `model_path` empty for the embedded model."""
 
-    model_path: str = ""
-    size: str = "small"
-    n_train_images: int = 800
-    n_eval_images: int = 150
-    warm_start_steps: int = 400
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    seed: int = 0
-    # recipes whose task-maker formats the warm start teaches (empty: every registered recipe). Each format
-    # shares the same warm-start budget, so a base for one recipe learns it better than a base for all.
-    recipes: list[str] = []
-    rebuild: bool = False  # build again even if a base with this exact config exists
-    # the base_model_is_above_chance guard blocks the chain when it fails; the smoke profile's barely
-    # warm-started model is at chance by design (it checks the plumbing), so it only warns there
-    require_above_chance: bool = True
+    model_path: str = Field("", description="A local Hugging Face VLM directory (Qwen2.5-VL, Qwen3-VL) to start every role "
+                                          "from; empty builds and warm-starts the embedded tiny model.")
+    size: str = Field("small", description="Embedded model: a key of models.tiny_vlm.TINY_SPECS (tiny, small).")
+    n_train_images: int = Field(800, description="Embedded model: world images (train split) whose labeled tasks the warm start trains on.")
+    n_eval_images: int = Field(150, description="Held-out (test split) images the base is scored on.")
+    warm_start_steps: int = Field(400, description="Optimizer steps of the warm start: its whole budget (never wall time, so "
+                                                   "the same config gives the same weights on any machine).")
+    batch_size: int = Field(32, description="Warm-start examples per optimizer step.")
+    learning_rate: float = Field(2e-3, description="Warm-start peak learning rate (cosine decay after a short warm-up).")
+    vision_lr_mult: float = Field(1.0, description="Learning-rate multiplier of the vision tower and its merger.")
+    task_mix: str = Field("", description="The Solver's task types and answer kinds in the warm start: a "
+                                          "retrieval.world.tasks.MIXES name; empty: every 4-option type.")
+    curriculum_images: int = Field(0, description="Perception-curriculum images (single large shapes, the easiest scenes; "
+                                                  "colour and shape asked openly), kept in the mix after the first phase.")
+    curriculum_steps: int = Field(0, description="The warm start's first steps, trained on the perception curriculum alone.")
+    seed: int = Field(0, description="Seed of the world draw, the initialisation and the warm start.")
+    recipes: list[str] = Field([], description="Recipes whose task-maker formats the warm start teaches (empty: every "
+                                               "registered recipe). They share one budget, so a base for one recipe learns it better.")
+    rebuild: bool = Field(False, description="Build again even if a base with this exact config exists.")
+    require_above_chance: bool = Field(True, description="The base_model_is_above_chance guard blocks the chain when it "
+                                                         "fails; the smoke profile's seconds-long base only warns.")
 
     def build(self) -> BaseModelBuild:
         return BaseModelBuild(
@@ -48,11 +55,15 @@ class BaseModelConfig(dg.Config):
             size=self.size,
             n_train_images=self.n_train_images,
             n_eval_images=self.n_eval_images,
+            task_mix=self.task_mix or None,
+            curriculum_images=self.curriculum_images,
             seed=self.seed,
             warm_start=WarmStartConfig(
                 steps=self.warm_start_steps,
                 batch_size=self.batch_size,
                 learning_rate=self.learning_rate,
+                curriculum_steps=self.curriculum_steps,
+                vision_lr_mult=self.vision_lr_mult,
                 seed=self.seed,
             ),
         )
@@ -109,6 +120,10 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
             "parameters": report["parameters"],
             "held_out_accuracy": acc["all"]["accuracy"],
             "held_out_n": acc["all"]["n"],
+            # the same questions with blank images: a base above chance by answer priors alone is blind
+            "held_out_blank_image_accuracy": (report.get("held_out_blank_image") or {}).get("accuracy", float("nan")),
+            "held_out_by_answer_kind": dg.MetadataValue.json(report.get("held_out_by_kind", {})),
+            "warm_start_cpu_seconds_per_step": round(report["warm_start"].get("cpu_seconds_per_step", 0.0), 3),
             "questioner_format_rate": report["questioner_format_rate"],
             "warm_start_steps": report["warm_start"]["steps"],
             "final_loss": report["loss"][-1],

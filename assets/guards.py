@@ -19,7 +19,7 @@ import pandas as pd
 from assets.iteration import write_png
 from assets.resources import ComputeResource, ZeroforgeHome
 from assets.store import IterationStore, iteration_key, parse_iteration
-from evaluation.multiple_choice import choice_accuracy
+from evaluation.multiple_choice import image_dependence
 from evaluation.plots import answer_histogram, png_markdown
 from models.files import atomic_write_json
 from models.generation import TransformersEngine
@@ -130,12 +130,12 @@ def build_base_check(base_model: dg.AssetsDefinition):
         store = IterationStore(home.path)
         path = store.base_model()
         card = store.read_json(path / BASE_CARD) if (path / BASE_CARD).is_file() else {}
-        accuracy = (card.get("held_out_accuracy") or {}).get("all")
-        if accuracy is None:  # a user's checkpoint: score it on the same held-out questions the embedded base is
+        accuracy, blank = (card.get("held_out_accuracy") or {}).get("all"), card.get("held_out_blank_image")
+        if accuracy is None or blank is None:  # a user's checkpoint (or an older card): the embedded base's questions
             model, processor = load_vlm(path, device=compute.resolved_device())
-            scores, _ = choice_accuracy(TransformersEngine(model, processor, batch_size=32), labeled_examples("test", 150))
-            accuracy = scores["all"].to_dict()
-        result = g.base_above_chance(accuracy)
+            blank = image_dependence(TransformersEngine(model, processor, batch_size=32), labeled_examples("test", 150))
+            accuracy = blank.pop("real")
+        result = g.base_above_chance(accuracy, blank=blank)
         blocking = [result.name] if store.base_info().get("require_above_chance", True) else []
         return check_result(store, "", None, result, blocking)
 

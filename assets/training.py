@@ -60,6 +60,12 @@ def grpo_metadata(result: GRPOResult, parent_label: str, extra: dict) -> dict:
     if card.get("recipe_state"):
         extra = {"recipe_state": dg.MetadataValue.json(card["recipe_state"]), **extra}
     rewards = series["reward"]
+    refilled = result.series("dynamic_sampling/refilled_share")
+    if refilled:  # DAPO's dynamic sampling ran: what the plain filter would have kept, and what was refilled
+        sampled, trained = result.series("dynamic_sampling/useful_share_sampled"), result.series("dynamic_sampling/useful_share_trained")
+        extra = {"dynamic_sampling_refilled_share_mean": sum(refilled) / len(refilled),
+                 "dynamic_sampling_useful_share_sampled_mean": sum(sampled) / max(1, len(sampled)),
+                 "dynamic_sampling_useful_share_trained_mean": sum(trained) / max(1, len(trained)), **extra}
     return {
         "path": dg.MetadataValue.path(str(result.out_dir)),
         "parent": parent_label,

@@ -404,10 +404,10 @@ class ProceduralScorer(Scorer):
     """The world's held-out questions: Solver prompt, the last `\\boxed{}` holding the right letter
     (or that option's text: `evaluation.answers.boxed_option`); without a box the reply is wrong."""
 
-    max_new_tokens = 16  # room for the warm start's "<option text> \boxed{X}"
+    max_new_tokens = 16  # room for the warm start's "\boxed{<option text>}" (a boxed letter is read too)
     rule_name = "boxed_choice"
     breakdown_keys = ("task_type",)
-    prompt_template = "models.formats.solver_prompt(question, options): {question}\\nA. ...\\nD. ...\\nAnswer with the option letter in \\boxed{}."
+    prompt_template = "models.formats.solver_prompt(question, options): {question}\\nA. ...\\nD. ...\\nAnswer with one of the options in \\boxed{}."
 
     def prompt(self, s: BenchSample) -> str:
         return solver_prompt(s.question, list(s.options.values()))

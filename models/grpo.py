@@ -85,6 +85,10 @@ class GRPOHyperParams:
     save_steps: int = _f(10, "Trainer checkpoint interval: what a killed run resumes from.")
     drop_zero_std_groups: bool = _f(False, "DAPO's online filter: groups whose rewards are all equal carry no gradient "
                                            "and are masked out of the loss (TRL 1.16 has no option for it).")
+    dynamic_sampling: bool = _f(False, "DAPO's dynamic sampling: groups whose rewards are all equal are replaced by groups "
+                                       "from further prompts (refilled), so every step trains on groups with a signal.")
+    max_refill_rounds: int = _f(3, "Dynamic sampling: extra generation rounds per step at most; what is still missing "
+                                   "after them is filled with the zero-variance groups, masked out of the loss.")
     seed: int = _f(0, "Seed of the trainer (sampling, data order).")
     extra: dict = field(default_factory=dict, metadata={"help": "Any other GRPOConfig field, passed through."})
 
@@ -149,6 +153,7 @@ class GRPOResult:
     resumed_from: str | None
     log_history: list[dict]
     skipped: str = ""  # why the role did not train (its parent was published unchanged); "" when it trained
+    cpu_seconds: float = 0.0  # process CPU time of training (all threads): comparable across machine loads
 
     def series(self, key: str) -> list[float]:
         return [float(h[key]) for h in self.log_history if key in h]
@@ -159,7 +164,8 @@ class GRPOResult:
         out = Path(out_dir)
         card = read_card(out)
         history = json.loads((out / HISTORY).read_text())
-        return cls(out, int(card["steps"]), float(card["seconds"]), card.get("resumed_from"), history, card.get("skipped", ""))
+        return cls(out, int(card["steps"]), float(card["seconds"]), card.get("resumed_from"), history, card.get("skipped", ""),
+                   float(card.get("cpu_seconds", 0.0)))
 
 
 def group_filter_trainer():
@@ -186,6 +192,130 @@ def group_filter_trainer():
 
     return GroupFilterGRPOTrainer
 
+
+# Per-sample tensors of TRL's generation output, by the side they are padded on.
+_PROMPT_KEYS = ("prompt_ids", "prompt_mask", "token_type_ids", "mm_token_type_ids")
+_COMPLETION_KEYS = ("completion_ids", "completion_mask", "old_per_token_logps", "ref_per_token_logps",
+                    "sampling_per_token_logps", "tool_mask")
+
+
+def _useful_groups(advantages: torch.Tensor, g: int) -> torch.Tensor:
+    """True for groups whose rewards vary: with group-normalised advantages, exactly those with a non-zero one."""
+    return (advantages.view(-1, g) != 0).any(dim=1)
+
+
+def merge_generation_outputs(parts: Sequence[tuple[dict, list[int], bool]], g: int, pad_token_id: int) -> dict:
+    """One TRL generation output made of whole groups taken from several: `(output, group indices, masked)`.
+
+    Prompts are left-padded and completions right-padded to the longest among the parts; images follow their
+    samples. A part marked `masked` keeps its groups but zeroes their completion mask (they add no loss and no
+    tokens to the normaliser), as the plain online filter does.
+    """
+    from trl.trainer.utils import split_pixel_values_by_grid, unsplit_pixel_values_by_grid
+
+    known = {*_PROMPT_KEYS, *_COMPLETION_KEYS, "advantages", "num_items_in_batch", "pixel_values", "image_grid_thw",
+             "num_images"}
+    for out, _, _ in parts:
+        unknown = sorted(k for k in out if k not in known)
+        if unknown:
+            raise NotImplementedError(f"dynamic sampling cannot merge generation outputs with keys {unknown}")
+    split = [split_pixel_values_by_grid(out) for out, _, _ in parts]
+    rows = [[i * g + j for i in groups for j in range(g)] for _, groups, _ in parts]
+    merged: dict = {}
+    first = parts[0][0]
+    for key in (*_PROMPT_KEYS, *_COMPLETION_KEYS):
+        if key not in first:
+            continue
+        width = max(out[key].shape[1] for out, _, _ in parts)
+        pad = pad_token_id if key.endswith("_ids") and key != "token_type_ids" else 0
+        chunks = []
+        for (out, _, masked), idx in zip(parts, rows):
+            x = out[key][idx]
+            fill = x.new_full((x.shape[0], width - x.shape[1]), pad)
+            x = torch.cat([fill, x], 1) if key in _PROMPT_KEYS else torch.cat([x, fill], 1)
+            if masked and key == "completion_mask":
+                x = torch.zeros_like(x)
+            chunks.append(x)
+        merged[key] = torch.cat(chunks, 0)
+    merged["advantages"] = torch.cat([out["advantages"][idx] for (out, _, _), idx in zip(parts, rows)], 0)
+    if "pixel_values" in first:
+        merged["pixel_values"] = [s["pixel_values"][i] for s, idx in zip(split, rows) for i in idx]
+        if "image_grid_thw" in first:
+            merged["image_grid_thw"] = [s["image_grid_thw"][i] for s, idx in zip(split, rows) for i in idx]
+        merged["num_images"] = [s["num_images"][i] for s, idx in zip(split, rows) for i in idx]
+        merged = unsplit_pixel_values_by_grid(merged)
+    elif "num_images" in first:
+        merged["num_images"] = [out["num_images"][i] for (out, _, _), idx in zip(parts, rows) for i in idx]
+    return merged
+
+
+def dynamic_sampling_trainer():
+    """A `GRPOTrainer` subclass with DAPO's dynamic sampling: zero-variance groups are replaced, not just dropped.
+
+    After TRL generates and scores a batch, groups whose rewards are all equal (advantage 0 everywhere) are
+    set aside and completions for further prompts are generated and scored, until the batch again holds as
+    many groups with reward variance as it has prompts or `max_refill_rounds` rounds have run; any shortfall
+    is filled with the set-aside groups, masked out of the loss. Refill prompts come from a seeded stream
+    over the training set, independent of TRL's sampler. Deviation from DAPO: DAPO over-samples a whole
+    generation batch at a time; this asks for exactly the missing number of prompts per round, which is
+    cheaper on a CPU where a generation round is most of a step.
+
+    Logged per step (in the result's log history): `dynamic_sampling/useful_share_sampled` (share of the
+    step's first-round groups with reward variance, what the plain online filter would keep),
+    `dynamic_sampling/useful_share_trained` (share after refilling), `dynamic_sampling/refilled_share`
+    (share of the batch's groups that came from refill prompts) and `dynamic_sampling/extra_prompts`.
+    """
+    from trl import GRPOTrainer
+
+    class DynamicSamplingGRPOTrainer(GRPOTrainer):
+        max_refill_rounds = 3
+
+        def _refill_rows(self, n: int) -> list[dict]:
+            if not hasattr(self, "_refill_order"):
+                gen = torch.Generator().manual_seed(int(self.args.seed) + 7919)
+                self._refill_order, self._refill_pos = torch.randperm(len(self.train_dataset), generator=gen).tolist(), 0
+            out = []
+            for _ in range(n):
+                if self._refill_pos == len(self._refill_order):
+                    self._refill_pos = 0
+                out.append(dict(self.train_dataset[self._refill_order[self._refill_pos]]))
+                self._refill_pos += 1
+            return out
+
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            if not self.model.training:
+                return out
+            g = self.num_generations
+            n_groups = out["advantages"].numel() // g
+            keep = _useful_groups(out["advantages"], g)
+            parts = [(out, [i for i in range(n_groups) if keep[i]], False)]
+            have, extra = len(parts[0][1]), 0
+            device = out["advantages"].device
+            for _ in range(self.max_refill_rounds):
+                # every process runs the same number of rounds (the scoring inside gathers across processes)
+                need = int(self.accelerator.gather(torch.tensor([n_groups - have], device=device)).max().item())
+                if need <= 0:
+                    break
+                new = super()._generate_and_score_completions([r for r in self._refill_rows(need) for _ in range(g)])
+                useful = _useful_groups(new["advantages"], g)
+                take = [i for i in range(need) if useful[i]][: max(0, n_groups - have)]
+                parts.append((new, take, False))
+                have, extra = have + len(take), extra + need
+            refilled = have - len(parts[0][1])
+            if have < n_groups:
+                parts.append((out, [i for i in range(n_groups) if not keep[i]][: n_groups - have], True))
+            merged = merge_generation_outputs(parts, g, self.processing_class.tokenizer.pad_token_id
+                                              if hasattr(self.processing_class, "tokenizer") else self.processing_class.pad_token_id)
+            merged["num_items_in_batch"] = self.accelerator.gather(merged["completion_mask"].sum()).sum()
+            m = self._metrics["train"]
+            m["dynamic_sampling/useful_share_sampled"].append(float(keep.float().mean()))
+            m["dynamic_sampling/useful_share_trained"].append(have / n_groups)
+            m["dynamic_sampling/refilled_share"].append(refilled / n_groups)
+            m["dynamic_sampling/extra_prompts"].append(float(extra))
+            return merged
+
+    return DynamicSamplingGRPOTrainer
 
 def _trainer_checkpoint_step(path: Path) -> int | None:
     """N for a complete `checkpoint-N` (trainer_state.json parses and says step N; written last by the Trainer)."""
@@ -273,7 +403,7 @@ def train_grpo(
     resume = last_trainer_checkpoint(trainer_dir)
     # full-model checkpoints need the key-mapped load; LoRA ones hold adapters, which the Trainer loads itself
     restore = [_ResumeWeights(resume, device, dtype)] if resume and not restore_is_lora(resume) else []
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), time.process_time()
     if resume is not None and not restore_is_lora(resume) and _trainer_checkpoint_step(resume) >= hp.steps:
         # Killed after the last step's trainer checkpoint, before publishing: nothing is left to train. (Resuming
         # at max_steps anyway makes the Trainer take one more step under `accelerate launch`.)
@@ -283,7 +413,11 @@ def train_grpo(
         steps, trainer, trained_config = hp.steps, None, resume / "config.json"
     else:
         trained_config = None
-        trainer_cls = group_filter_trainer() if hp.drop_zero_std_groups else GRPOTrainer
+        if hp.dynamic_sampling:
+            trainer_cls = dynamic_sampling_trainer()
+            trainer_cls.max_refill_rounds = hp.max_refill_rounds
+        else:
+            trainer_cls = group_filter_trainer() if hp.drop_zero_std_groups else GRPOTrainer
         trainer = trainer_cls(
             model=model,
             reward_funcs=list(reward_funcs),
@@ -303,11 +437,11 @@ def train_grpo(
         final = trainer.model.merge_and_unload() if hp.use_lora else trainer.model
         history = [dict(h) for h in trainer.state.log_history]
         steps = int(trainer.state.global_step)
-    seconds = time.monotonic() - t0
+    seconds, cpu_seconds = time.monotonic() - t0, time.process_time() - c0
     if int(os.environ.get("RANK", "0")) != 0:  # under `accelerate launch`: rank 0 publishes, the others wait for it
         if trainer is not None:
             trainer.accelerator.wait_for_everyone()
-        return GRPOResult(out, steps, seconds, str(resume) if resume else None, history)
+        return GRPOResult(out, steps, seconds, str(resume) if resume else None, history, cpu_seconds=cpu_seconds)
     with staging_dir(out) as staging:
         final.save_pretrained(staging)
         if trained_config is not None:  # the config as the Trainer wrote it (it sets use_cache=False): same bytes, same hash
@@ -325,6 +459,7 @@ def train_grpo(
             "reward_weights": list(reward_weights) if reward_weights else None,
             "steps": steps,
             "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
             "resumed_from": str(resume) if resume else None,
             "dataset_rows": len(rows),
             "processes": int(os.environ.get("WORLD_SIZE", "1")),
@@ -333,7 +468,7 @@ def train_grpo(
         })
     if trainer is not None:
         trainer.accelerator.wait_for_everyone()
-    return GRPOResult(out, steps, seconds, card["resumed_from"], history)
+    return GRPOResult(out, steps, seconds, card["resumed_from"], history, cpu_seconds=cpu_seconds)
 
 
 def skip_training(parent_dir: str | Path, out_dir: str | Path, hp: GRPOHyperParams, reason: str,

@@ -61,6 +61,12 @@ class WarmStartConfig:
     weight_decay: float = 0.01
     max_grad_norm: float = 1.0
     seed: int = 0
+    # A curriculum: the first `curriculum_steps` steps draw their batches only from the `curriculum`
+    # examples passed to `supervised_finetune` (easy perception: see retrieval/world/primer.py).
+    curriculum_steps: int = 0
+    # Learning-rate multiplier for the vision tower and its merger (a from-scratch vision tower learns
+    # slower than the text side, which fits the answer priors first).
+    vision_lr_mult: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,6 +147,7 @@ def supervised_finetune(
     cfg: WarmStartConfig,
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
+    curriculum: Sequence[SupervisedExample] = (),
 ) -> dict:
     """Train in place for exactly `cfg.steps` optimizer steps.
 
@@ -150,21 +157,36 @@ def supervised_finetune(
     """
     if not examples:
         raise ValueError("supervised_finetune needs at least one example")
+    if cfg.curriculum_steps and not curriculum:
+        raise ValueError(f"curriculum_steps={cfg.curriculum_steps} but no curriculum examples were given")
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     device = next(model.parameters()).device
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    vision = [p for n, p in model.named_parameters() if ".visual." in f".{n}"]
+    others = [p for n, p in model.named_parameters() if ".visual." not in f".{n}"]
+    groups = [{"params": others, "lr": cfg.learning_rate}]
+    if vision:
+        groups.append({"params": vision, "lr": cfg.learning_rate * cfg.vision_lr_mult})
+    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     order: list[int] = []
+    first: list[int] = []
     losses: list[float] = []
     t0, c0 = time.monotonic(), time.process_time()
     bar = tqdm(range(cfg.steps), desc="warm start", disable=not progress, unit="step")
     for step in bar:
-        if len(order) < cfg.batch_size:
-            order += rng.sample(range(len(examples)), len(examples))
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
-        batch = {k: v.to(device) for k, v in collate(processor, [examples[i] for i in idx]).items()}
+        if step < cfg.curriculum_steps:
+            while len(first) < cfg.batch_size:  # a set smaller than a batch is repeated to fill it
+                first += rng.sample(range(len(curriculum)), len(curriculum))
+            idx, first = first[: cfg.batch_size], first[cfg.batch_size :]
+            chosen = [curriculum[i] for i in idx]
+        else:
+            while len(order) < cfg.batch_size:
+                order += rng.sample(range(len(examples)), len(examples))
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
+            chosen = [examples[i] for i in idx]
+        batch = {k: v.to(device) for k, v in collate(processor, chosen).items()}
         loss = per_example_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -181,3 +203,4 @@ def supervised_finetune(
     return {"loss": losses, "steps": steps, "seconds": seconds, "cpu_seconds": cpu,
             "cpu_seconds_per_step": cpu / max(1, steps), "steps_per_second": steps / max(1e-9, seconds),
             "threads": torch.get_num_threads(), "stopped": "steps"}
+

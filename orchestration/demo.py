@@ -122,10 +122,17 @@ def guard_summary(store: IterationStore, recipe: str, keys: list[str]) -> tuple[
 
 
 def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str, iterations: int | None = None,
-             out: Callable[[str], None] = print) -> int:
-    """The demo; returns the process exit status (0 when every step succeeded)."""
+             out: Callable[[str], None] = print, accept_failed_base: bool = False) -> int:
+    """The demo; returns the process exit status (0 when every step succeeded).
+
+    `accept_failed_base`: a base that fails base_model_is_above_chance only warns, and iteration 1 records that
+    it was accepted; the table, the gain sentence and the guard lines then say what that base could not do."""
     t0 = time.monotonic()
-    result = run_foundation(instance, foundation_run_config(profile, recipes=[recipe]))
+    foundation = foundation_run_config(profile, recipes=[recipe])
+    required = foundation["ops"]["base_model"]["config"].get("require_above_chance", True)  # smoke: warns by design
+    if accept_failed_base:
+        foundation["ops"]["base_model"]["config"]["require_above_chance"] = False
+    result = run_foundation(instance, foundation)
     out(f"\nfoundation ({profile}) {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - t0:.0f} s; run {result.run_id}")
     for key, md in materialization_metadata(result).items():
         keep = {k: v for k, v in md.items() if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) < 120)}
@@ -139,10 +146,17 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     n_iter = iterations if iterations is not None else LOOP_DEFAULTS[profile]["iterations"]
     rows, keys = [], []
     status = 0
+    verdict = store.guard_results(recipe, None).get("base_above_chance")
+    accepted_base = bool(required and verdict and not verdict["passed"])  # it would have stopped the chain
+    first = {"profile": profile}
+    if accepted_base:
+        out(f"\nthe base failed base_above_chance: {verdict['message']}\nThe demo runs its iterations anyway (accepted "
+            "and recorded in iter-0001's config; `--stop-at-failed-base` stops here, as the chain sensor does): expect no gain.")
+        first["accept_failed_guards"] = ["base_above_chance"]
     for n in range(1, n_iter + 1):
         t1 = time.monotonic()
         # iteration 1 starts from the recipe's profile; later ones inherit the previous iteration's frozen config
-        res = run_iteration(instance, recipe, n, {"profile": profile} if n == 1 else {})
+        res = run_iteration(instance, recipe, n, first if n == 1 else {})
         keys.append(iteration_key(n))
         md = materialization_metadata(res)
         scores = md.get(f"{recipe}/benchmark_scores") and json.loads(store.scores_path(recipe, keys[-1]).read_text())
@@ -169,6 +183,9 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     out(f"\nguards (what each checks: the asset checks' descriptions in `zeroforge ui`):\n{text}")
     if failed:
         out(f"\nblocking guard(s) failed: {', '.join(failed)}: the chain stops here; the messages above say what to do.")
+        status = 1
+    if accepted_base:  # accepted to show the loop, never reported as a success
+        out("\nthe base failed base_above_chance (accepted for this demo): no figure above can show a gain.")
         status = 1
     out(f"\nzeroforge demo ({profile}) {'succeeded' if status == 0 else 'FAILED'} in {time.monotonic() - t0:.0f} s")
     out(f"Instance: {home / 'dagster'} (see it with `zeroforge ui`)")

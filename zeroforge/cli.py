@@ -70,7 +70,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     recipe = args.recipe or LOOP_DEFAULTS[args.profile]["recipe"]
     if recipe not in RECIPES:
         raise SystemExit(f"zeroforge demo: unknown recipe {recipe!r}; registered: {', '.join(sorted(RECIPES))}")
-    return run_demo(instance, home, args.profile, recipe, args.iterations)
+    return run_demo(instance, home, args.profile, recipe, args.iterations, accept_failed_base=not args.stop_at_failed_base)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -209,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default=None, metavar="NAME",
                    help="the recipe whose iterations run: vzero, activezero, activezero_passive, mmzero, visionzero "
                         "(default: vzero)")
+    p.add_argument("--stop-at-failed-base", action="store_true",
+                   help="stop after the foundation when the base fails base_model_is_above_chance (the chain sensor always "
+                        "does). By default the demo runs its iterations anyway, says so, and records the acceptance in "
+                        "iter-0001's config: the embedded base is blind (docs/efficacy.md) and the demo shows the loop and "
+                        "its guards telling you so")
     p.set_defaults(fn=cmd_demo)
 
     p = sub.add_parser("ui", help="start the Dagster webserver on 127.0.0.1 (same instance as the demo)")

@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 
 from evaluation.stats import Accuracy
-from models.formats import extract_choice
+from models.formats import read_reply
 from models.generation import GenerationRequest, InferenceEngine, SamplingParams
 from recipes.core import loop
 from recipes.core.context import IterationContext
@@ -37,13 +37,13 @@ def consistency_report(
 ) -> dict:
     """Accuracies (each with n and 95% interval) of greedy, single-sample and majority-of-m answers, and per-question rows."""
     requests = [GenerationRequest(ex.prompt, list(ex.images)) for ex in examples]
-    gold = [extract_choice(ex.target) for ex in examples]
+    gold = [read_reply(ex.target, ex.prompt) for ex in examples]  # a letter for mc, the normalised answer otherwise
     greedy = engine.generate(requests, SamplingParams(n=1, temperature=0.0, max_new_tokens=max_new_tokens))
     votes = vote(engine, requests, m, max_new_tokens=max_new_tokens, seed=seed)
     g_ok = s_ok = maj_ok = band_ok = band_n = out_ok = out_n = 0
     rows = []
     for ex, g, (reply,), v in zip(examples, gold, greedy, votes):
-        pred = extract_choice(reply)
+        pred = read_reply(reply, ex.prompt)
         g_ok += pred == g
         s_ok += sum(a == g for a in v.answers)
         maj_ok += v.label == g

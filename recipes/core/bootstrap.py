@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from evaluation.multiple_choice import choice_accuracy
+from evaluation.multiple_choice import held_out_report, image_dependence
 from models.formats import solver_prompt, solver_target
 from models.generation import TransformersEngine
 from models.loading import load_vlm
@@ -34,8 +34,9 @@ from models.warmstart import SupervisedExample, WarmStartConfig, supervised_fine
 from recipes.core.config import hfield
 from recipes.core.questioner import questioner_format_rate
 from recipes.core.registry import get_recipe, recipe_names
+from retrieval.world.primer import CURRICULUM_MIX, perception_curriculum, primer_images
 from retrieval.world.splits import split_images, split_seed, split_tasks
-from retrieval.world.tasks import make_tasks, world_corpus
+from retrieval.world.tasks import MIXES, TaskMix, make_tasks, world_corpus
 
 BASE_CARD = "zeroforge_base.json"
 
@@ -47,24 +48,38 @@ def _code_version() -> str:
         return "source"
 
 
-def solver_examples(world_images: Sequence, rng: random.Random) -> list[SupervisedExample]:
-    """Every labeled task of every image as question + options -> the Solver's reply."""
-    return [
-        SupervisedExample(solver_prompt(t.question, list(t.options)), solver_target(t.answer, t.answer_text), [wi.image], t.task_type)
-        for wi in world_images
-        for t in make_tasks(wi, rng)
-    ]
+def resolve_mix(task_mix: str | dict | TaskMix | None) -> TaskMix | None:
+    """A TaskMix from a `retrieval.world.tasks.MIXES` name or a dict; None keeps every 4-option task type."""
+    if task_mix is None or isinstance(task_mix, TaskMix):
+        return task_mix
+    if isinstance(task_mix, dict):
+        return TaskMix.from_dict(task_mix)
+    if task_mix not in MIXES:
+        raise ValueError(f"unknown task mix {task_mix!r}; choose one of {sorted(MIXES)} or pass a TaskMix dict")
+    return MIXES[task_mix]
 
 
-def labeled_tasks(split: str, n_images: int, seed: int = 0) -> list[tuple]:
+def _example(wi, t) -> SupervisedExample:
+    options = list(t.options) if t.answer_kind == "mc" else None
+    return SupervisedExample(solver_prompt(t.question, options, t.answer_kind), solver_target(t.answer, t.answer_text, t.answer_kind),
+                             [wi.image], t.task_type, answer=t.answer, options=options, answer_kind=t.answer_kind)
+
+
+def solver_examples(world_images: Sequence, rng: random.Random, mix: str | dict | TaskMix | None = None) -> list[SupervisedExample]:
+    """The labeled tasks of every image (all 4-option types, or a `TaskMix`'s types and answer kinds) as
+    Solver prompt -> taught reply (`models.formats`: the option text boxed; yes/no and open answers boxed)."""
+    mix = resolve_mix(mix)
+    return [_example(wi, t) for wi in world_images for t in make_tasks(wi, rng, mix)]
+
+
+def labeled_tasks(split: str, n_images: int, seed: int = 0, mix: str | dict | TaskMix | None = None) -> list[tuple]:
     """(world image, labeled task) pairs on `n_images` images of a held-out split ("test", "audit", "validation")."""
-    return split_tasks(split, n_images, seed)
+    return split_tasks(split, n_images, seed, mix=resolve_mix(mix))
 
 
-def labeled_examples(split: str, n_images: int, seed: int = 0) -> list[SupervisedExample]:
+def labeled_examples(split: str, n_images: int, seed: int = 0, mix: str | dict | TaskMix | None = None) -> list[SupervisedExample]:
     """Labeled Solver questions on `n_images` images of a held-out split, as the warm start formats them."""
-    return [SupervisedExample(solver_prompt(t.question, list(t.options)), solver_target(t.answer, t.answer_text), [wi.image],
-                              t.task_type) for wi, t in labeled_tasks(split, n_images, seed)]
+    return [_example(wi, t) for wi, t in labeled_tasks(split, n_images, seed, mix)]
 
 
 def bootstrap_datasets(
@@ -73,19 +88,35 @@ def bootstrap_datasets(
     seed: int = 0,
     recipes: Sequence | None = None,
     image_size: int = 64,
+    task_mix: str | dict | TaskMix | None = None,
 ) -> tuple[list[SupervisedExample], list[SupervisedExample]]:
-    """(train, held_out): Solver examples and the recipes' formats for training; Solver examples of the test split."""
+    """(train, held_out): Solver examples and the recipes' formats for training; Solver examples of the test split.
+
+    `task_mix` (a `MIXES` name or a TaskMix) picks the Solver's task types and answer kinds in training;
+    None keeps every 4-option type. A mix with `primer_images` adds that many primer scenes
+    (`retrieval.world.primer`) per world image to the Solver examples; recipes' formats use world images only."""
+    mix = resolve_mix(task_mix)
     rng = random.Random(seed)
     train_images = split_images("train", n_train_images, seed, size=image_size)
-    train = solver_examples(train_images, rng)
+    primer = primer_images(round(mix.primer_images * n_train_images), seed=seed, size=image_size) if mix and mix.primer_images else []
+    train = solver_examples(list(train_images) + primer, rng, mix)
     taught: set[str] = set()
     for recipe in [get_recipe(r) if isinstance(r, str) else r for r in (recipes if recipes is not None else recipe_names())]:
         for name, builder in recipe.warm_start_formats().items():
             if name not in taught:  # a format shared by several recipes is taught once
                 taught.add(name)
                 train += builder(train_images, rng)
+    # The multiple-choice figure is always every 4-option type (the loop's and the leaderboard's held-out set),
+    # whatever the mix trains; the mix's yes/no and open questions are scored beside it.
     held_out = labeled_examples("test", n_eval_images, seed)
+    if mix is not None and any(k != "mc" for k, _ in mix.kinds):
+        held_out += labeled_examples("test", n_eval_images, seed, mix.only(*(k for k, _ in mix.kinds if k != "mc")))
     return train, held_out
+
+
+def curriculum_examples(n_images: int, seed: int = 0, image_size: int = 64) -> list[SupervisedExample]:
+    """The warm start's first phase: colour and shape asked openly about single large shapes and the easiest scenes."""
+    return solver_examples(perception_curriculum(n_images, seed, image_size), random.Random(seed + 5), CURRICULUM_MIX)
 
 
 @dataclass
@@ -95,6 +126,11 @@ class BaseModelBuild:
     size: str = hfield("small", "A key of models.tiny_vlm.TINY_SPECS: the architecture.")
     n_train_images: int = hfield(800, "World images whose labeled tasks (and formats) the warm start trains on.")
     n_eval_images: int = hfield(150, "Held-out (test split) images the base is scored on.")
+    task_mix: str | None = hfield(None, "The Solver's task types and answer kinds: a retrieval.world.tasks.MIXES name, or None "
+                                        "for every 4-option type. Held-out questions follow the same mix.")
+    curriculum_images: int = hfield(0, "Images of the perception curriculum (single large shapes, easiest scenes; colour and shape "
+                                       "asked openly): the first warm_start.curriculum_steps train on them alone, and they stay "
+                                       "in the mix afterwards so what they taught is not erased.")
     recipes: tuple[str, ...] = hfield(default_factory=recipe_names,
                                       help="Recipes whose task-maker formats the warm start teaches (each format once).")
     seed: int = hfield(0, "Seed of the world draw, the initialisation and the warm start.")
@@ -129,24 +165,35 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
         raise ValueError(f"unknown embedded model size {cfg.size!r}; choose one of {sorted(TINY_SPECS)}")
     out = Path(out_dir)
     t0 = time.monotonic()
-    train, held_out = bootstrap_datasets(cfg.n_train_images, cfg.n_eval_images, cfg.seed, cfg.recipes)
-    summary = build_tiny_vlm(out, tokenizer_corpus(train + held_out), TINY_SPECS[cfg.size])
+    train, held_out = bootstrap_datasets(cfg.n_train_images, cfg.n_eval_images, cfg.seed, cfg.recipes, task_mix=cfg.task_mix)
+    curriculum = curriculum_examples(cfg.curriculum_images, cfg.seed) if cfg.curriculum_images else []
+    if cfg.warm_start.curriculum_steps and not curriculum:
+        raise ValueError("warm_start.curriculum_steps needs curriculum_images > 0")
+    summary = build_tiny_vlm(out, tokenizer_corpus(train + curriculum + held_out), TINY_SPECS[cfg.size])
     model, processor = load_vlm(out, device="cpu", dtype=torch.float32)
-    history = supervised_finetune(model, processor, train, cfg.warm_start, progress=progress)
+    history = supervised_finetune(model, processor, train + curriculum, cfg.warm_start, progress=progress, curriculum=curriculum)
     model.save_pretrained(out)
     engine = TransformersEngine(model, processor, batch_size=64)
-    accuracy, _ = choice_accuracy(engine, held_out)
+    scores = held_out_report(engine, held_out)
+    mc = [ex for ex in held_out if ex.answer_kind == "mc"]
+    blank = image_dependence(engine, mc)  # the same 4-option questions with blank images: does the base look?
     probe = [wi.image for wi in split_images("probe", cfg.format_probe, cfg.seed)]
     report = {
         "build": cfg.to_dict(),
         "parameters": summary["parameters"],
         "vocab_size": summary["vocab_size"],
-        "train_examples": len(train),
+        "train_examples": len(train) + len(curriculum),
+        "curriculum_examples": len(curriculum),
         "held_out_examples": len(held_out),
         "held_out_split": {"name": "test", "seed": split_seed("test", cfg.seed), "images": cfg.n_eval_images},
         "warm_start": {k: v for k, v in history.items() if k != "loss"},
         "loss": history["loss"],
-        "held_out_accuracy": {k: v.to_dict() for k, v in accuracy.items()},
+        # 4-option questions (the multiple-choice figure) per task type; then per answer kind, and kind x type
+        "held_out_accuracy": scores["accuracy"],
+        "held_out_by_kind": scores["by_kind"],
+        "held_out_by_kind_and_type": scores["by_kind_and_type"],
+        "held_out_valid": scores["valid"],
+        "held_out_blank_image": {k: v for k, v in blank.items() if k != "real"},
         "questioner_format_rate": questioner_format_rate(engine, probe, cfg.seed),
         "seconds": time.monotonic() - t0,
     }

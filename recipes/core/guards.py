@@ -188,8 +188,11 @@ def gives_answer_away(question: str, options: Sequence[str], label: str | None) 
     return bool(text) and f" {text} " in f" {' '.join(str(question).lower().split())} "
 
 
-def base_above_chance(accuracy: dict, chance: float = CHANCE_4_OPTIONS) -> GuardResult:
-    """The base's held-out accuracy ({"accuracy", "n", "ci95"}): its lower 95% bound must be above chance."""
+def base_above_chance(accuracy: dict, chance: float = CHANCE_4_OPTIONS, blank: dict | None = None,
+                      alpha: float = 0.05) -> GuardResult:
+    """The base's held-out accuracy ({"accuracy", "n", "ci95"}): its lower 95% bound must be above chance, and,
+    when `blank` is given ({"accuracy", "n", "gained", "lost"}: the same questions with every image replaced by a
+    blank one, paired), significantly above what it answers without looking (one-sided McNemar)."""
     acc, n, (lo, hi) = accuracy["accuracy"], accuracy["n"], accuracy["ci95"]
     metrics = {"held_out_accuracy": acc, "ci95": [lo, hi], "n": n, "chance": chance}
     if lo <= chance:
@@ -197,4 +200,18 @@ def base_above_chance(accuracy: dict, chance: float = CHANCE_4_OPTIONS) -> Guard
                            f"questions right, not above chance ({chance:.0%}): a base at chance cannot self-evolve (its "
                            "majority votes are noise). Rebuild it with more warm-start steps (warm_start_steps) or point "
                            "model_path at a stronger checkpoint.", metrics)
+    if blank is not None:
+        # right only with the image vs right only without it: a base above chance by answer priors alone is blind
+        p = mcnemar_losses_p(blank["lost"], blank["gained"])
+        metrics.update({"blank_image_accuracy": blank["accuracy"], "right_only_with_image": blank["gained"],
+                        "right_only_without_image": blank["lost"], "p_not_seeing": round(p, 5)})
+        if p >= alpha:
+            return GuardResult("base_above_chance", False, f"The base answers {acc:.1%} (n={n}) of held-out questions right, "
+                               f"but {blank['accuracy']:.1%} with every image replaced by a blank one (right only with the "
+                               f"image: {blank['gained']}, only without: {blank['lost']}, p={p:.3g}): it answers from the "
+                               "questions' priors, not the images, so its votes cannot improve what it sees. Rebuild it with a "
+                               "perception curriculum (curriculum_images, curriculum_steps) or point model_path at a stronger "
+                               "checkpoint.", metrics)
+        return GuardResult("base_above_chance", True, f"base held-out accuracy {acc:.1%} [{lo:.1%}, {hi:.1%}] (n={n}); "
+                           f"{blank['accuracy']:.1%} with blank images (p={p:.3g})", metrics)
     return GuardResult("base_above_chance", True, f"base held-out accuracy {acc:.1%} [{lo:.1%}, {hi:.1%}] (n={n})", metrics)

@@ -13,13 +13,21 @@ package. Scalar formulas are pure functions, table-tested against recipes.md.
     [1.0, 0.0]
     >>> choice_format(["\\\\boxed{B}", "B", "\\\\boxed{blue}"])
     [1.0, 0.0, 0.0]
+
+With the prompts (TRL passes them as `prompts`), a boxed option text counts as its letter:
+
+    >>> q = "What color is it?\\nA. red\\nB. blue\\nC. green\\nD. black\\nAnswer with one of the options in \\\\boxed{}."
+    >>> solver_accuracy(["\\\\boxed{blue}", "\\\\boxed{pink}"], pseudo_label=["B", "B"], prompts=[q, q])
+    [1.0, 0.0]
+    >>> choice_format(["\\\\boxed{blue}", "\\\\boxed{pink}"], prompts=[q, q])
+    [1.0, 0.0]
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.formats import extract_choice
+from models.formats import extract_choice, prompt_text, read_reply
 
 MALFORMED = -1.0
 
@@ -41,15 +49,24 @@ def uncertainty(c: float) -> float:
     return min(c, 1.0 - c)
 
 
-def solver_accuracy(completions: Sequence, pseudo_label: Sequence[str], **_) -> list[float]:
-    """1 if the completion's boxed option letter equals the (majority-vote) label, else 0."""
-    return [1.0 if extract_choice(completion_text(c)) == label else 0.0 for c, label in zip(completions, pseudo_label)]
+def _answers(completions: Sequence, prompts: Sequence | None) -> list[str | None]:
+    """Each completion's answer: read against its prompt's options when prompts are given, else a boxed letter."""
+    if prompts is None:
+        return [extract_choice(completion_text(c)) for c in completions]
+    return [read_reply(completion_text(c), prompt_text(p)) for c, p in zip(completions, prompts)]
 
 
-def choice_format(completions: Sequence, **_) -> list[float]:
-    """1 if the completion ends its answer as `\\boxed{<letter A-D>}`.
+def solver_accuracy(completions: Sequence, pseudo_label: Sequence[str], prompts: Sequence | None = None, **_) -> list[float]:
+    """1 if the completion's answer (option letter; a boxed option text counts as its letter) equals the label, else 0."""
+    return [1.0 if a is not None and a == label else 0.0 for a, label in zip(_answers(completions, prompts), pseudo_label)]
+
+
+def choice_format(completions: Sequence, prompts: Sequence | None = None, **_) -> list[float]:
+    """1 if the completion boxes a valid answer: one of the options (its text or letter), or yes/no for a yes/no question.
 
     TRL decodes completions without special tokens, so an accuracy reward
-    alone cannot tell an empty answer from a wrong one; this term can.
+    alone cannot tell an empty answer from a wrong one; this term can. With
+    boxed option texts it also rewards validity: a boxed text that is none of
+    the options scores 0.
     """
-    return [1.0 if extract_choice(completion_text(c)) is not None else 0.0 for c in completions]
+    return [1.0 if a is not None else 0.0 for a in _answers(completions, prompts)]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from models.formats import extract_choice, solver_prompt
+from models.formats import read_reply, solver_prompt
 from models.generation import GenerationRequest, InferenceEngine, SamplingParams
 
 
@@ -75,15 +75,18 @@ def vote(
     max_new_tokens: int = 16,
     seed: int | None = None,
     temperature: float = 1.0,
-    extract: Callable[[str], str | None] = extract_choice,
+    extract: Callable[[str], str | None] | None = None,
 ) -> list[Vote]:
-    """m sampled replies per request (one batched call), the extracted answers, majority label and c."""
+    """m sampled replies per request (one batched call), the extracted answers, majority label and c.
+
+    By default each reply is read against its own prompt's options (`read_reply`): a boxed option text counts
+    as its letter, yes/no and open answers are normalised, a reply that names none of the options does not vote."""
     if not requests:
         return []
     replies = engine.generate(requests, SamplingParams(n=m, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed))
     out = []
-    for rs in replies:
-        answers = tuple(extract(r) for r in rs)
+    for req, rs in zip(requests, replies):
+        answers = tuple(extract(r) if extract is not None else read_reply(r, req.prompt) for r in rs)
         label, c = majority_vote(answers)
         out.append(Vote(tuple(rs), answers, label, c))
     return out

@@ -8,6 +8,10 @@ same image (for fewer than 10^6 images per call):
 
 - ``train``: the warm start's labeled examples and the pool's procedural
   source (seeds below 10^6);
+- ``curriculum``: the easiest world scenes of the warm start's first phase
+  (`retrieval.world.primer.perception_curriculum`), also training data;
+- ``unlabeled``: images a label-free experiment asks about (`bench/efficacy.py`;
+  their labels are never read for training);
 - ``validation``: for choosing settings (levers, thresholds); never reported;
 - ``audit``: the labeled slice on which an iteration's pseudo-labels are
   audited (its answers never train anything);
@@ -25,10 +29,12 @@ from __future__ import annotations
 import random
 
 from retrieval.world.core import WorldImage, sample_world
-from retrieval.world.tasks import LabeledTask, make_tasks
+from retrieval.world.tasks import LabeledTask, TaskMix, make_tasks
 
 SPLITS: dict[str, int] = {
     "train": 0,
+    "curriculum": 1_000,
+    "unlabeled": 250_000_000,
     "validation": 500_000_000,
     "test": 1_000_000_000,
     "probe": 1_000_002_000,
@@ -56,7 +62,10 @@ def split_images(split: str, n: int, seed: int = 0, size: int = 64) -> list[Worl
     return sample_world(n, seed=split_seed(split, seed), size=size)
 
 
-def split_tasks(split: str, n_images: int, seed: int = 0, size: int = 64) -> list[tuple[WorldImage, LabeledTask]]:
-    """(world image, labeled task) pairs: every task of `n_images` images of `split`, in a fixed option order."""
-    rng = random.Random(seed + _OPTION_RNG[split])
-    return [(wi, t) for wi in split_images(split, n_images, seed, size=size) for t in make_tasks(wi, rng)]
+def split_tasks(split: str, n_images: int, seed: int = 0, size: int = 64, mix: TaskMix | None = None,
+                ) -> list[tuple[WorldImage, LabeledTask]]:
+    """(world image, labeled task) pairs of `n_images` images of `split`, in a fixed option order.
+
+    Without `mix`, every 4-option task of each image; with one, the mix's types and answer kinds."""
+    rng = random.Random(seed + _OPTION_RNG.get(split, 11))
+    return [(wi, t) for wi in split_images(split, n_images, seed, size=size) for t in make_tasks(wi, rng, mix)]

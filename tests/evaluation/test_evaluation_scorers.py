@@ -157,11 +157,11 @@ def test_mathvista_prompts_follow_question_type():
     assert [j.correct for j in run(scorer, [mc, fl], ["(B)", "1.449"])[0]] == [True, True]
 
 
-def test_procedural_needs_a_boxed_letter():
+def test_procedural_needs_a_boxed_answer():
     opts = dict(zip("ABCD", ["red", "blue", "green", "pink"]))
     samples = [sample(i, "B", opts, task_type=t, kind="shapes") for i, t in enumerate(["color", "color", "shape"])]
     scorer = ProceduralScorer()
-    assert scorer.prompt(samples[0]).endswith("Answer with the option letter in \\boxed{}.")
+    assert scorer.prompt(samples[0]).endswith("Answer with one of the options in \\boxed{}.")
     judgements, agg = run(scorer, samples, ["\\boxed{B}", "B", "\\boxed{(b)}"])
     assert [j.correct for j in judgements] == [True, False, True]
     assert [j.extracted_from for j in judgements] == ["boxed_letter", "none", "boxed_letter"]

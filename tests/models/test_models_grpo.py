@@ -75,3 +75,44 @@ def test_lora_training_saves_a_merged_full_checkpoint(tiny_model_copy, world_ima
 def test_empty_dataset_is_a_clear_error(tiny_model_copy, tmp_path):
     with pytest.raises(ValueError, match="empty dataset"):
         train_grpo(tiny_model_copy, tmp_path / "x", [], [solver_accuracy], GRPOHyperParams())
+
+
+def test_dynamic_sampling_refills_groups_without_reward_variance(tiny_model_copy, world_images, tmp_path):
+    """Prompts whose reward is constant carry no gradient; dynamic sampling replaces their groups from further prompts."""
+    from models.formats import solver_prompt
+
+    rows = [{"prompt": build_messages(solver_prompt("What color is the circle?", ["red", "blue", "green", "yellow"]), 1),
+             "image": wi.image, "varies": i % 2} for i, wi in enumerate(world_images[:12])]
+
+    def reward(completions, varies, **_):  # varies within a group only for odd rows
+        from recipes.core.rewards import completion_text
+
+        return [float(len(completion_text(c)) % 2) if v else 0.5 for c, v in zip(completions, varies)]
+
+    hp = GRPOHyperParams(num_generations=3, prompts_per_step=4, steps=3, learning_rate=1e-4, max_completion_length=6,
+                         save_steps=100, dynamic_sampling=True, max_refill_rounds=4, seed=1)
+    res = train_grpo(tiny_model_copy, tmp_path / "ds", rows, [reward], hp)
+    sampled = res.series("dynamic_sampling/useful_share_sampled")
+    trained = res.series("dynamic_sampling/useful_share_trained")
+    refilled = res.series("dynamic_sampling/refilled_share")
+    assert len(trained) == 3 and all(t >= s for s, t in zip(sampled, trained))
+    assert sum(refilled) > 0 and max(trained) > max(sampled) - 1e-9
+    assert all(abs(t - s - r) < 1e-6 for s, t, r in zip(sampled, trained, refilled))  # trained = kept + refilled
+
+
+def test_merge_generation_outputs_pads_and_masks():
+    from models.grpo import merge_generation_outputs
+
+    def out(lp, lc, adv):
+        n = len(adv)
+        return {"prompt_ids": torch.arange(n * lp).view(n, lp) + 1, "prompt_mask": torch.ones(n, lp, dtype=torch.long),
+                "completion_ids": torch.arange(n * lc).view(n, lc) + 1, "completion_mask": torch.ones(n, lc, dtype=torch.long),
+                "advantages": torch.tensor(adv, dtype=torch.float)}
+
+    a, b = out(3, 2, [0.0, 0.0, 1.0, -1.0]), out(5, 4, [0.5, -0.5, 0.0, 0.0])
+    m = merge_generation_outputs([(a, [1], False), (b, [0], False), (a, [0], True)], g=2, pad_token_id=0)
+    assert m["prompt_ids"].shape == (6, 5) and m["completion_ids"].shape == (6, 4)
+    assert m["prompt_ids"][0].tolist() == [0, 0, 7, 8, 9]  # left-padded prompt of a's sample 2
+    assert m["completion_ids"][0].tolist() == [5, 6, 0, 0]  # right-padded completion
+    assert m["advantages"].tolist() == [1.0, -1.0, 0.5, -0.5, 0.0, 0.0]
+    assert m["completion_mask"][4:].sum() == 0 and m["completion_mask"][:2].sum() == 4  # the masked part adds no tokens

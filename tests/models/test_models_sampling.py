@@ -47,7 +47,7 @@ def few_answer_model(tiny_model_dir):
     tok = proc.tokenizer
     bias = torch.zeros(model.lm_head.out_features)
     bias[[tok.convert_tokens_to_ids(w) for w in ("red", "blue", "A")]] = 7.0
-    bias[tok.convert_tokens_to_ids("<|im_end|>")] = 8.0
+    bias[tok.convert_tokens_to_ids("<|im_end|>")] = 7.5
     with torch.no_grad():
         model.lm_head.weight.mul_(3.0)
     model.lm_head.register_forward_hook(lambda module, args, out: out + bias.to(out.dtype))

@@ -76,3 +76,19 @@ def test_loss_only_on_labelled_positions_matches_the_full_logits_loss(tiny_model
     mask = (target != -100).float()
     expected = ((per_tok * mask).sum(1) / mask.sum(1)).mean()
     assert torch.allclose(per_example_loss(model, batch), expected, atol=1e-5)
+
+
+def test_curriculum_steps_draw_only_from_the_curriculum(tiny_model_copy, world_images, monkeypatch):
+    import models.warmstart as ws
+
+    seen = []
+    real = ws.collate
+    monkeypatch.setattr(ws, "collate", lambda proc, batch: (seen.append([e.target for e in batch]), real(proc, batch))[1])
+    model, proc = load_vlm(tiny_model_copy, device="cpu")
+    easy = [SupervisedExample("q", "\\\\boxed{easy}", [world_images[0].image])]
+    rest = [SupervisedExample("q", "\\\\boxed{hard}", [world_images[1].image])]
+    cfg = WarmStartConfig(steps=5, batch_size=2, warmup_steps=1, curriculum_steps=3)
+    supervised_finetune(model, proc, rest, cfg, progress=False, curriculum=easy)
+    assert seen == [["\\\\boxed{easy}"] * 2] * 3 + [["\\\\boxed{hard}"] * 2] * 2
+    with pytest.raises(ValueError, match="no curriculum"):
+        supervised_finetune(model, proc, rest, cfg, progress=False)

@@ -144,3 +144,134 @@ def test_corpus_covers_all_world_words():
         for t in make_tasks(w, rng):
             words |= set(tokenize(t.prompt()))
         assert words <= vocab, words - vocab
+
+
+# ---------------------------------------------------------------- answer kinds and task mixes
+
+from retrieval.world.tasks import ALL_TASK_TYPES, ASKERS, TaskMix  # noqa: E402
+
+EVERY_KIND = TaskMix(tuple((t, 2.0) for t in ASKERS), (("mc", 1.0), ("yesno", 1.0), ("open", 1.0)))
+
+
+@pytest.fixture(scope="module")
+def mixed_tasks():
+    rng = random.Random(3)
+    return [(w, t) for w in sample_world(240, seed=4) for t in make_tasks(w, rng, EVERY_KIND)]
+
+
+def test_without_a_mix_make_tasks_is_unchanged():
+    """The legacy path (procedural benchmark, recipes' bootstrap) gives only 4-option questions of TASK_TYPES."""
+    rng = random.Random(11)
+    tasks = [t for w in sample_world(60, seed=2) for t in make_tasks(w, rng)]
+    assert {t.answer_kind for t in tasks} == {"mc"} and {t.task_type for t in tasks} <= set(TASK_TYPES)
+
+
+def test_every_type_and_kind_is_produced(mixed_tasks):
+    pairs = {(t.task_type, t.answer_kind) for _, t in mixed_tasks}
+    expected = {(t, k) for t, (_, kinds, _) in ASKERS.items() for k in kinds}
+    assert pairs == expected
+    assert {t for t, _ in pairs} == set(ALL_TASK_TYPES)
+
+
+def test_mixed_answers_match_the_scene(mixed_tasks):
+    """MC and open answers re-derived independently; yes/no answers by the question's claim."""
+    for w, t in mixed_tasks:
+        if t.answer_kind == "yesno":
+            assert t.answer == _yesno_truth(w, t), (t.question, w.scene)
+            continue
+        legacy = t.question if t.answer_kind == "mc" else t.question
+        probe = LabeledTask(t.task_id, t.image_id, t.task_type, legacy, t.options, t.answer, t.answer_text, t.answer_kind)
+        assert t.answer_text == _expected_answer(w, probe), (w.id, t.question, w.scene)
+
+
+def _yesno_truth(w, t) -> str:
+    sc, q = w.scene, t.question
+    if t.task_type == "exists":
+        color, shape = re.fullmatch(r"Is there a (\w+) (\w+)\?", q).groups()
+        return "yes" if any(o["color"] == color and o["shape"] == shape for o in sc["objects"]) else "no"
+    if t.task_type == "color":
+        desc, color = re.fullmatch(r"Is the (.+) (\w+)\?", q).groups()
+        (obj,) = _objects_matching(sc["objects"], desc)
+        return "yes" if obj["color"] == color else "no"
+    if t.task_type == "shape":
+        desc, shape = re.fullmatch(r"Is the (.+) object a (\w+)\?", q).groups()
+        (obj,) = _objects_matching(sc["objects"], desc)
+        return "yes" if obj["shape"] == shape else "no"
+    if t.task_type == "relation":
+        a, rel, b = re.fullmatch(r"Is the (.+) (left of|right of|above|below) the (.+)\?", q).groups()
+        probe = LabeledTask("p", "i", "relation", f"Where is the {a} relative to the {b}?",
+                            ["left of", "right of", "above", "below"], "A", "left of")
+        return "yes" if _expected_answer(w, probe) == rel else "no"
+    if t.task_type in ("chart_max", "chart_min"):
+        label = re.fullmatch(r"Is (?:bar|point) (\w) the \w+\?", q)[1]
+        pick = max if t.task_type == "chart_max" else min
+        return "yes" if sc["labels"][sc["values"].index(pick(sc["values"]))] == label else "no"
+    raise AssertionError(f"untested yes/no type {t.task_type}")
+
+
+def test_yes_and_no_are_balanced(mixed_tasks):
+    answers = Counter(t.answer for _, t in mixed_tasks if t.answer_kind == "yesno")
+    assert set(answers) == {"yes", "no"} and abs(answers["yes"] - answers["no"]) < 0.15 * sum(answers.values())
+
+
+def test_open_and_yesno_tasks_have_no_options(mixed_tasks):
+    for _, t in mixed_tasks:
+        if t.answer_kind != "mc":
+            assert t.options == [] and t.prompt() == t.question and t.answer == t.answer_text
+
+
+def test_mix_weights_set_how_many_questions():
+    images = sample_world(90, seed=8, kinds=("shapes",))
+    rng = random.Random(0)
+    one = [t for w in images for t in make_tasks(w, rng, TaskMix((("count", 1.0),)))]
+    half = [t for w in images for t in make_tasks(w, rng, TaskMix((("count", 0.5),)))]
+    assert len(one) == 90 and 25 < len(half) < 65
+    assert not [t for w in images for t in make_tasks(w, rng, TaskMix((("chart_max", 1.0),)))]  # wrong world kind
+
+
+def test_mix_only_keeps_the_types_and_picks_the_kind():
+    mix = TaskMix((("color", 1.0), ("exists", 1.0)), (("mc", 0.5), ("yesno", 0.5)))
+    mc = mix.only("mc")
+    assert mc.types == mix.types and dict(mc.kinds) == {"mc": 0.5}
+    rng = random.Random(1)
+    tasks = [t for w in sample_world(30, seed=5, kinds=("shapes",)) for t in make_tasks(w, rng, mc)]
+    assert tasks and {t.answer_kind for t in tasks} == {"mc"}  # "exists" has no mc form: never asked
+    assert TaskMix.from_dict(mix.to_dict()) == mix
+
+
+def test_mix_rejects_unknown_names():
+    with pytest.raises(ValueError, match="unknown task types"):
+        TaskMix((("colour", 1.0),))
+    with pytest.raises(ValueError, match="unknown answer kinds"):
+        TaskMix((("color", 1.0),), (("free", 1.0),))
+
+
+def test_labeled_task_validates_kinds():
+    LabeledTask("t", "i", "exists", "Is there a red circle?", [], "yes", "yes", "yesno")
+    with pytest.raises(ValueError, match="no options"):
+        LabeledTask("t", "i", "color", "q?", ["red", "blue", "green", "black"], "red", "red", "open")
+    with pytest.raises(ValueError, match="'yes' or 'no'"):
+        LabeledTask("t", "i", "exists", "q?", [], "maybe", "maybe", "yesno")
+
+
+def test_corpus_covers_the_new_question_forms():
+    tokenize = re.compile(r"[A-Za-z]+|\d+").findall
+    vocab = set(tokenize("\n".join(world_corpus(n=60, seed=0))))
+    rng = random.Random(5)
+    for w in sample_world(120, seed=78):
+        for t in make_tasks(w, rng, EVERY_KIND):
+            assert set(tokenize(t.prompt())) <= vocab, set(tokenize(t.prompt())) - vocab
+
+
+def test_numeric_options_do_not_give_the_answer_away():
+    """The mix path's numeric options are a randomly placed window: the answer is not 'the middle value'."""
+    rng = random.Random(2)
+    mix = TaskMix((("count", 1.0), ("chart_value", 1.0), ("grid_count", 1.0), ("grid_row", 1.0)))
+    ranks = Counter()
+    for w in sample_world(600, seed=6):
+        for t in make_tasks(w, rng, mix):
+            values = sorted(int(o) for o in t.options)
+            assert values == list(range(values[0], values[0] + 4))  # consecutive
+            ranks[values.index(int(t.answer_text))] += 1
+    total = sum(ranks.values())
+    assert min(ranks.values()) > 0.15 * total, ranks  # each rank common; the nearest-values options put ~all in 1-2

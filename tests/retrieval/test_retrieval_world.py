@@ -153,3 +153,63 @@ def test_difficulty_raises_complexity():
     assert sides[1] == 3 and sides[5] == 5 and all(sides[d] <= sides[d + 1] for d in range(1, 5))
     bars = {d: mean(len(generate("charts", s, d).scene["values"]) for s in range(20)) for d in DIFFICULTIES}
     assert bars[1] == 3 and bars[5] == 5
+
+
+def test_views_keep_every_object_and_its_colour():
+    """Label-preserving views: same size, deterministic, nothing pushed out of the frame, palette colours kept."""
+    from retrieval.world.augment import ViewConfig, view, views
+
+    quiet = ViewConfig(noise_std=0.0)
+    for wi in sample_world(30, seed=21):
+        a = view(wi.image, 5)
+        assert a.size == wi.image.size and a.mode == "RGB"
+        assert np.array_equal(np.asarray(a), np.asarray(view(wi.image, 5)))
+        v = np.asarray(view(wi.image, 9, quiet)).astype(int)
+        if wi.kind == "shapes":
+            for o in wi.scene["objects"]:
+                colour = np.array(COLORS[o["color"]])
+                assert (np.abs(v - colour).sum(axis=2) < 40).sum() >= 4, (wi.id, o)
+    assert len({np.asarray(x).tobytes() for x in views(sample_world(1, seed=3)[0].image, 4, seed=0)}) == 4
+
+
+def test_views_never_cut_content():
+    from retrieval.world.augment import ViewConfig, view
+    from retrieval.world.palette import BACKGROUND
+
+    quiet = ViewConfig(noise_std=0.0, min_scale=1.0)  # shifts only: content must be kept pixel for pixel
+    for wi in sample_world(30, seed=22):
+        src, v = np.asarray(wi.image), np.asarray(view(wi.image, 1, quiet))
+        not_bg = lambda a: int((np.abs(a.astype(int) - np.array(BACKGROUND)).sum(axis=2) > 0).sum())  # noqa: E731
+        assert not_bg(v) == not_bg(src), wi.id
+
+
+def test_chart_views_keep_bar_heights():
+    """A bar's value is its height in pixels: chart views shift, never shrink."""
+    from retrieval.world.augment import ViewConfig, kind_of_image_id, view
+    from retrieval.world.palette import BACKGROUND
+
+    for wi in sample_world(12, seed=23, kinds=("charts",)):
+        assert kind_of_image_id(wi.id) == "charts"
+        v = np.asarray(view(wi.image, 4, ViewConfig(noise_std=0.0, min_scale=0.5), kind="charts"))
+        not_bg = lambda a: int((np.abs(a.astype(int) - np.array(BACKGROUND)).sum(axis=2) > 0).sum())  # noqa: E731
+        assert not_bg(v) == not_bg(np.asarray(wi.image)), wi.id
+
+
+def test_primer_scenes_are_large_shapes_with_truth():
+    """Primer scenes: 1-3 large, separate objects whose centre pixels are their colour; the task makers accept them."""
+    import random as _random
+
+    from retrieval.world.primer import primer_images
+    from retrieval.world.tasks import MIXES, make_tasks
+
+    images = primer_images(40, seed=1)
+    assert [w.id for w in images] == [w.id for w in primer_images(40, seed=1)]
+    assert all(w.id.startswith("primer-") and w.kind == "shapes" for w in images)
+    for w in images:
+        objs = w.scene["objects"]
+        assert 1 <= len(objs) <= 3 and all(o["r"] >= 8 for o in objs)
+        px = np.asarray(w.image)
+        for o in objs:
+            assert tuple(px[o["y"], o["x"]]) == COLORS[o["color"]]
+    tasks = [t for w in images for t in make_tasks(w, _random.Random(0), MIXES["base"])]
+    assert {t.task_type for t in tasks} >= {"color", "shape", "count", "exists"}

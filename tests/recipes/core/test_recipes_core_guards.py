@@ -78,3 +78,11 @@ def test_base_above_chance_uses_the_lower_bound():
     assert g.base_above_chance({"accuracy": 0.55, "n": 500, "ci95": [0.51, 0.59]}).passed
     r = g.base_above_chance({"accuracy": 0.27, "n": 500, "ci95": [0.23, 0.31]})
     assert not r.passed and "cannot self-evolve" in r.message
+
+
+def test_base_above_chance_by_priors_alone_is_blind():
+    seen = {"accuracy": 0.40, "n": 500, "ci95": [0.36, 0.44]}
+    blind = g.base_above_chance(seen, blank={"accuracy": 0.39, "n": 500, "gained": 40, "lost": 35})
+    assert not blind.passed and "blank one" in blind.message and blind.metrics["right_only_with_image"] == 40
+    sees = g.base_above_chance(seen, blank={"accuracy": 0.28, "n": 500, "gained": 90, "lost": 30})
+    assert sees.passed and sees.metrics["p_not_seeing"] < 0.001
