@@ -64,11 +64,11 @@ def gain_sentence(store: IterationStore, recipe: str, keys: list[str]) -> str:
     b = json.loads(base.read_text())["procedural"]["predictions"]
     c = json.loads(last.read_text())["procedural"]["predictions"]
     d = paired_difference([p["greedy"] == p["gold"] for p in b], [p["greedy"] == p["gold"] for p in c])
-    verdict = ("above zero: the Solver improved without labels" if d["ci95"][0] > 0 else
-               "below zero: the Solver got worse" if d["ci95"][1] < 0 else
+    verdict = ("is above zero: the Solver improved without labels" if d["ci95"][0] > 0 else
+               "is below zero: the Solver got worse" if d["ci95"][1] < 0 else
                "includes zero: no gain the held-out set can show")
     return (f"\n{keys[-1]} vs base, greedy on the same {d['n']} held-out questions: {100 * d['diff']:+.1f} points "
-            f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] (paired bootstrap); the interval is {verdict}.")
+            f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] (paired bootstrap); the interval {verdict}.")
 
 
 def format_table(rows: list[dict]) -> str:

@@ -1,0 +1,31 @@
+"""The demo's gain sentence: the last iteration against the base on the same held-out questions, in words."""
+
+import json
+
+import pytest
+
+from assets.store import IterationStore
+from orchestration.demo import gain_sentence
+
+
+def _write(path, right):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    preds = [{"greedy": "A" if r else "B", "gold": "A"} for r in right]
+    path.write_text(json.dumps({"procedural": {"predictions": preds}}))
+
+
+@pytest.mark.parametrize("base, last, words", [
+    ([False] * 150 + [True] * 50, [True] * 120 + [False] * 80, "is above zero: the Solver improved without labels"),
+    ([True] * 120 + [False] * 80, [False] * 150 + [True] * 50, "is below zero: the Solver got worse"),
+    ([True, False] * 100, [False, True] * 100, "includes zero: no gain the held-out set can show"),
+])
+def test_gain_sentence_says_what_the_interval_says(tmp_path, base, last, words):
+    store = IterationStore(tmp_path)
+    _write(store.base_scores_path("vzero"), base)
+    _write(store.scores_path("vzero", "iter-0002"), last)
+    text = gain_sentence(store, "vzero", ["iter-0001", "iter-0002"])
+    assert "iter-0002 vs base, greedy on the same 200 held-out questions" in text and text.endswith(f"the interval {words}.")
+
+
+def test_no_sentence_without_scores(tmp_path):
+    assert gain_sentence(IterationStore(tmp_path), "vzero", ["iter-0001"]) == ""
