@@ -106,6 +106,9 @@ def bwrap_argv(bwrap: str, lay: Layout, *, as_root: bool, sandbox_uid: int, sand
     else:
         argv += ["--unshare-user", "--uid", str(sandbox_uid), "--gid", str(sandbox_gid)]
     argv += _system_binds()
+    # The private tmpfs first: bound later, an interpreter or checkout under /tmp stays visible on top of it.
+    for dest in ("/tmp", "/dev/shm", INSIDE_WORK):
+        argv += ["--perms", "1777", "--size", str(tmpfs_bytes), "--tmpfs", dest]
     # Parents of the bound trees as plain 0755 directories: bubblewrap would copy a
     # 0700 home's mode, and the sandbox's uid could not reach its own interpreter.
     parents = dict.fromkeys(str(p) for root in lay.python_roots for p in reversed(Path(root).parents)
@@ -119,8 +122,6 @@ def bwrap_argv(bwrap: str, lay: Layout, *, as_root: bool, sandbox_uid: int, sand
     if mpl_cache:
         argv += ["--ro-bind", mpl_cache, INSIDE_MPL_CACHE]
     argv += ["--proc", "/proc", "--dev", "/dev"]
-    for dest in ("/tmp", "/dev/shm", INSIDE_WORK):
-        argv += ["--perms", "1777", "--size", str(tmpfs_bytes), "--tmpfs", dest]
     argv += ["--remount-ro", "/", "--chdir", INSIDE_WORK]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]

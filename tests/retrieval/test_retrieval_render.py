@@ -364,3 +364,16 @@ def test_sweep_kills_marked_processes_that_left_the_group():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_an_interpreter_under_tmp_stays_visible_over_the_private_tmp():
+    """The private tmpfs is mounted before the interpreter's trees: a checkout (and its .venv) under /tmp works."""
+    from retrieval.render.bwrap import Layout
+
+    lay = Layout("/tmp/checkout/.venv/bin/python", ("/tmp/checkout/.venv", "/opt/python"), ("/tmp/checkout/.venv/lib",))
+    argv = bwrap_argv("bwrap", lay, as_root=False, sandbox_uid=65534, sandbox_gid=65534, tmpfs_bytes=8 << 20,
+                      seccomp_fd=None, mpl_cache=None, runner_cfg="{}")
+    tmpfs = argv.index("--tmpfs", argv.index("/tmp") - 1)
+    assert argv[tmpfs + 1] == "/tmp"
+    venv_bind = max(i for i, a in enumerate(argv[:-1]) if a == "--ro-bind" and argv[i + 1] == "/tmp/checkout/.venv")
+    assert tmpfs < venv_bind
