@@ -274,30 +274,29 @@ def _yes_or_other(rng: random.Random, truth: str, others: list[str]) -> tuple[st
     return rng.choice(pool), "no"
 
 
-def _ask_color(wi, rng, kind, k):
+def _ask_attribute(wi, rng, kind, k, attr: str, describe_by: list[tuple[str, ...]], vocab: list[str],
+                   yes_q: str, open_q: str):
+    """One object's `attr` (colour or shape), about an object the other attributes single out."""
     objs = wi.scene["objects"]
-    cands = [(o, d) for o in objs if (d := unique_description(objs, o, [("shape",), ("size", "shape")]))]
+    cands = [(o, d) for o in objs if (d := unique_description(objs, o, describe_by))]
     if not cands:
         return None
     o, d = rng.choice(cands)
     if kind == "yesno":
-        asked, yn = _yes_or_other(rng, o["color"], [x["color"] for x in objs] + list(COLOR_NAMES))
-        return _obj_task(wi, "color", kind, k, f"Is the {d} {asked}?", yn)
-    mc = _choices(rng, o["color"], [x["color"] for x in objs], list(COLOR_NAMES)) if kind == "mc" else None
-    return _obj_task(wi, "color", kind, k, f"What color is the {d}?", o["color"], mc)
+        asked, yn = _yes_or_other(rng, o[attr], [x[attr] for x in objs] + vocab)
+        return _obj_task(wi, attr, kind, k, yes_q.format(d=d, asked=asked), yn)
+    mc = _choices(rng, o[attr], [x[attr] for x in objs], vocab) if kind == "mc" else None
+    return _obj_task(wi, attr, kind, k, open_q.format(d=d), o[attr], mc)
+
+
+def _ask_color(wi, rng, kind, k):
+    return _ask_attribute(wi, rng, kind, k, "color", [("shape",), ("size", "shape")], list(COLOR_NAMES),
+                          "Is the {d} {asked}?", "What color is the {d}?")
 
 
 def _ask_shape(wi, rng, kind, k):
-    objs = wi.scene["objects"]
-    cands = [(o, d) for o in objs if (d := unique_description(objs, o, [("color",), ("size", "color")]))]
-    if not cands:
-        return None
-    o, d = rng.choice(cands)
-    if kind == "yesno":
-        asked, yn = _yes_or_other(rng, o["shape"], [x["shape"] for x in objs] + list(ALL_SHAPES))
-        return _obj_task(wi, "shape", kind, k, f"Is the {d} object a {asked}?", yn)
-    mc = _choices(rng, o["shape"], [x["shape"] for x in objs], list(ALL_SHAPES)) if kind == "mc" else None
-    return _obj_task(wi, "shape", kind, k, f"What shape is the {d} object?", o["shape"], mc)
+    return _ask_attribute(wi, rng, kind, k, "shape", [("color",), ("size", "color")], list(ALL_SHAPES),
+                          "Is the {d} object a {asked}?", "What shape is the {d} object?")
 
 
 def _ask_count(wi, rng, kind, k):
