@@ -11,6 +11,7 @@ import dagster as dg
 
 from assets.store import iteration_key
 from orchestration.definitions import defs
+from recipes import RECIPES
 
 
 def iteration_run_config(recipe: str, overrides: dict | None = None) -> dict:
@@ -27,6 +28,23 @@ def partition_set_tags(recipe: str, key: str) -> dict[str, str]:
     plus the host, so `orchestration.backfill.fail_dead_runs` can tell whether a started run's worker is gone."""
     return {"dagster/partition": key, "dagster/partition_set": f"{recipe}_iteration_partition_set",
             "zeroforge/host": socket.gethostname()}
+
+
+def open_first_iterations(instance: dg.DagsterInstance) -> list[str]:
+    """Add partition iter-0001 to every recipe that has none; returns the recipes it opened.
+
+    A recipe whose dynamic partition set is empty has nothing "missing", so Dagster's lineage view
+    counted its partitioned assets as up to date: a recipe that never ran showed the same green as
+    the one that did. With its first iteration declared, the view shows it as never materialized
+    (1 missing partition), and the first iteration is one click away in the job's partition picker.
+    """
+    opened = []
+    for recipe in sorted(RECIPES):
+        part_name = f"{recipe}_iterations"
+        if not instance.get_dynamic_partitions(part_name):
+            instance.add_dynamic_partitions(part_name, [iteration_key(1)])
+            opened.append(recipe)
+    return opened
 
 
 def run_foundation(instance: dg.DagsterInstance, run_config: dict) -> dg.ExecuteInProcessResult:

@@ -45,7 +45,8 @@ def build_chain_sensor(recipe: str, job, partitions: dg.DynamicPartitionsDefinit
             return dg.SkipReason(f"{recipe} reached max_iterations={loop_settings.max_iterations}")
         done = context.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=scores_key, asset_partitions=[last]), limit=1)
         if not done.records:
-            return dg.SkipReason(f"{recipe} {last} has no benchmark_scores yet")
+            return dg.SkipReason(f"{recipe} {last} has no benchmark_scores yet" + (
+                f": launch it from the {recipe}_iteration job (the sensor chains from there)" if n == 1 else ""))
         store = IterationStore(home.path)
         failed = {k: v for k, v in failed_blocking_guards(store, recipe, last).items()
                   if k not in loop_settings.accept_failed_guards}

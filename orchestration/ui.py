@@ -384,6 +384,10 @@ def ui_screenshots(ui: Webserver, browser: Browser, out: Path, recipe: str = "vz
     shots["asset_graph"] = browser.screenshot(out / "asset_graph.png")
     browser.resize(*size)
 
+    # every group at once: a recipe that never ran shows its missing first iteration, not a vacuous green
+    browser.open(f"{ui.url}/asset-groups", wait_for=[recipe, "foundation"], settle_s=3)
+    shots["global_lineage"] = browser.screenshot(out / "global_lineage.png")
+
     browser.open(f"{ui.url}/assets/{recipe}/task_set?view=partitions&partition={partition}", wait_for=[partition, "c histogram"])
     shots["partition_metadata"] = browser.screenshot(out / "partition_metadata.png")
     if _click_metadata_markdown(browser, f"c histogram, {partition} (PNG)"):

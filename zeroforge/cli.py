@@ -55,9 +55,11 @@ def _instance(home: Path):
     import dagster as dg
 
     from orchestration.backfill import recover_dead_runs
+    from orchestration.runs import open_first_iterations
 
     instance = dg.DagsterInstance.get()
     recover_dead_runs(instance, echo=lambda line: print(line, file=sys.stderr))  # a killed earlier run's gpu slot
+    open_first_iterations(instance)  # so a recipe that never ran shows as missing in the UI, not as green
     return instance
 
 
@@ -75,7 +77,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     home = home_for(args)
-    prepare_instance(home)
+    _instance(home)
     from orchestration.ui import serve_dev
 
     return serve_dev(port=args.port)
@@ -139,7 +141,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_ui_snapshots(args: argparse.Namespace) -> int:
     """Start the webserver on the home, render the main views in headless Chromium, save PNGs."""
     home = home_for(args)
-    prepare_instance(home)
+    _instance(home)
     from orchestration.ui import Browser, Webserver, ui_screenshots
 
     with Webserver(home, port=args.port or None) as ui, Browser(size=(1400, 850)) as browser:

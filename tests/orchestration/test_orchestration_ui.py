@@ -66,6 +66,9 @@ def test_ui_shows_the_loop_and_backfills_a_failed_iteration(tmp_path):
         assert LOOP_KEYS | {"base_model", "image_pool", "vzero/leaderboard"} <= keys
         parts = ui.graphql(PARTITIONS, {"path": ["vzero", "task_set"]})["assetNodeOrError"]["partitionKeys"]
         assert parts == ["iter-0001", "iter-0002"]
+        # a recipe that never ran has its first iteration declared, so the lineage view shows it missing
+        never = ui.graphql(PARTITIONS, {"path": ["mmzero", "task_set"]})["assetNodeOrError"]["partitionKeys"]
+        assert never == ["iter-0001"]
         assert "SUCCEEDED" in _checks(ui, "iter-0001")
         assert "SUCCEEDED" not in _checks(ui, "iter-0002")  # iteration 2 failed before its task set
 
@@ -85,4 +88,4 @@ def test_ui_shows_the_loop_and_backfills_a_failed_iteration(tmp_path):
     for name, path in shots.items():
         print(f"UI screenshot {name}: {path}")
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-    assert set(shots) >= {"asset_graph", "partition_metadata", "checks", "backfill"}
+    assert set(shots) >= {"asset_graph", "global_lineage", "partition_metadata", "checks", "backfill"}
