@@ -67,6 +67,10 @@ class WarmStartConfig:
     # Learning-rate multiplier for the vision tower and its merger (a from-scratch vision tower learns
     # slower than the text side, which fits the answer priors first).
     vision_lr_mult: float = 1.0
+    # Each step's batch is run as up to this many micro-batches of similar length (gradients summed,
+    # weighted by size: the same step as one padded batch, to float rounding). A Solver example is ~60
+    # tokens and a task maker's ~120-210, so one long example padded the whole batch; 1 turns it off.
+    length_buckets: int = 3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,6 +119,35 @@ def collate(processor, batch: Sequence[SupervisedExample]) -> dict[str, torch.Te
         labels[i, start:end] = enc["input_ids"][i, start:end]
     enc["labels"] = labels
     return dict(enc)
+
+
+def length_buckets(lengths: Sequence[int], max_groups: int) -> list[list[int]]:
+    """Indices grouped into at most `max_groups` runs of similar length, minimising padded tokens.
+
+    Sorted by length, split where the sum over groups of (size x longest) is smallest (exact, by
+    dynamic programming over the split points; a batch is a few dozen examples).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    srt = [lengths[i] for i in order]
+    n, k = len(srt), max(1, min(max_groups, len(srt)))
+    inf = float("inf")
+    # cost[g][j]: the cheapest padding of the first j sorted examples in g groups; cut[g][j]: where the last group starts
+    cost = [[inf] * (n + 1) for _ in range(k + 1)]
+    cut = [[0] * (n + 1) for _ in range(k + 1)]
+    cost[0][0] = 0
+    for g in range(1, k + 1):
+        for j in range(1, n + 1):
+            for i in range(g - 1, j):
+                c = cost[g - 1][i] + (j - i) * srt[j - 1]
+                if c < cost[g][j]:
+                    cost[g][j], cut[g][j] = c, i
+    g = min(range(1, k + 1), key=lambda gg: (cost[gg][n], gg))
+    groups, j = [], n
+    while g > 0:
+        i = cut[g][j]
+        groups.append(order[i:j])
+        j, g = i, g - 1
+    return groups[::-1]
 
 
 def per_example_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -172,6 +205,17 @@ def supervised_finetune(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     order: list[int] = []
     first: list[int] = []
+    lengths: dict[int, int] = {}
+
+    ip = processor.image_processor
+    cell = ip.patch_size * ip.merge_size
+
+    def token_length(ex: SupervisedExample) -> int:  # tokens after the processor expands each image; memoised
+        if id(ex) not in lengths:
+            text = len(processor.tokenizer(_full_and_target_ids(processor, ex)[0])["input_ids"])
+            lengths[id(ex)] = text + sum(max(1, (im.width // cell) * (im.height // cell)) for im in ex.images)
+        return lengths[id(ex)]
+
     losses: list[float] = []
     t0, c0 = time.monotonic(), time.process_time()
     bar = tqdm(range(cfg.steps), desc="warm start", disable=not progress, unit="step")
@@ -186,14 +230,18 @@ def supervised_finetune(
                 order += rng.sample(range(len(examples)), len(examples))
             idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
             chosen = [examples[i] for i in idx]
-        batch = {k: v.to(device) for k, v in collate(processor, chosen).items()}
-        loss = per_example_loss(model, batch)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        step_loss = 0.0
+        for group in length_buckets([token_length(ex) for ex in chosen], cfg.length_buckets):
+            batch = {k: v.to(device) for k, v in collate(processor, [chosen[i] for i in group]).items()}
+            # the mean over the whole batch's examples, accumulated over its micro-batches
+            loss = per_example_loss(model, batch) * (len(group) / len(chosen))
+            loss.backward()
+            step_loss += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         opt.step()
         sched.step()
-        losses.append(loss.item())
+        losses.append(step_loss)
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if on_step:
             on_step(step, losses[-1])

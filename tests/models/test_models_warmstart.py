@@ -92,3 +92,33 @@ def test_curriculum_steps_draw_only_from_the_curriculum(tiny_model_copy, world_i
     assert seen == [["\\\\boxed{easy}"] * 2] * 3 + [["\\\\boxed{hard}"] * 2] * 2
     with pytest.raises(ValueError, match="no curriculum"):
         supervised_finetune(model, proc, rest, cfg, progress=False)
+
+
+def test_length_buckets_cover_every_example_once_and_cut_padding():
+    from models.warmstart import length_buckets
+
+    lengths = [60, 210, 61, 62, 120, 60, 59, 211]
+    groups = length_buckets(lengths, 3)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    padded = sum(len(g) * max(lengths[i] for i in g) for g in groups)
+    assert len(groups) == 3 and padded == 5 * 62 + 120 + 2 * 211 < len(lengths) * 211
+    assert length_buckets(lengths, 1) == [sorted(range(len(lengths)), key=lambda i: (lengths[i], i))]
+    assert len(length_buckets([64] * 5, 3)) == 1  # equal lengths: one batch, no needless split
+
+
+def test_micro_batches_by_length_give_the_same_steps_as_one_padded_batch(tiny_model_dir, tmp_path, world_images):
+    """Bucketing is a speed-up only: the loss curve and the weights match the single padded batch."""
+    import shutil
+
+    long_q = "Describe the image in detail, then list every object with its colour and its shape. " * 3
+    ex = [SupervisedExample("What color is it?" if i % 3 else long_q, f"\\boxed{{{c}}}", [w.image])
+          for i, (w, c) in enumerate(zip(world_images[:6], ["red", "blue", "green", "red", "yellow", "blue"]))]
+    runs = {}
+    for buckets in (1, 3):
+        shutil.copytree(tiny_model_dir, tmp_path / f"b{buckets}")
+        model, proc = load_vlm(tmp_path / f"b{buckets}", device="cpu")
+        cfg = WarmStartConfig(steps=3, batch_size=6, warmup_steps=1, length_buckets=buckets)
+        runs[buckets] = (supervised_finetune(model, proc, ex, cfg, progress=False)["loss"], model.state_dict())
+    (loss1, w1), (loss3, w3) = runs[1], runs[3]
+    assert all(abs(a - b) < 1e-4 for a, b in zip(loss1, loss3))
+    assert all(torch.allclose(w1[k], w3[k], atol=1e-5) for k in w1)
