@@ -48,6 +48,37 @@ def _code_version() -> str:
         return "source"
 
 
+# What makes the warm start's data and its training, besides the configuration: the world, the
+# formats, the tokenizer, the model builder and the training loop (plus each taught recipe's format
+# builders, found from the recipes). A change to any of them changes what a base built "with the same
+# configuration" holds, so it changes the base's address too (the package version alone did not:
+# the numeric-option fix retrained every base under an unchanged address).
+_SOURCE_MODULES = ("retrieval.world", "models.warmstart", "models.tiny_vlm", "models.tokenizer", "models.formats",
+                   "models.generation", "recipes.core.bootstrap", "recipes.core.questioner")
+
+
+def source_digest(recipes: Sequence[str] = ()) -> str:
+    """sha256 (16 hex digits) over the source files behind a base's data and training, and torch's and
+    transformers' versions (their kernels and initialisers shape the weights too)."""
+    import importlib
+    import inspect
+
+    import transformers
+
+    files: set[Path] = set()
+    for name in _SOURCE_MODULES:
+        mod = importlib.import_module(name)
+        path = Path(inspect.getsourcefile(mod))
+        files |= set(path.parent.glob("*.py")) if path.name == "__init__.py" else {path}
+    for r in recipes:
+        for builder in get_recipe(r).warm_start_formats().values():
+            files.add(Path(inspect.getsourcefile(builder)))
+    h = hashlib.sha256(f"torch {torch.__version__}; transformers {transformers.__version__}".encode())
+    for f in sorted(files, key=lambda f: (f.parent.name, f.name)):  # by name, not by where the tree is checked out
+        h.update(f"{f.parent.name}/{f.name}\0".encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def resolve_mix(task_mix: str | dict | TaskMix | None) -> TaskMix | None:
     """A TaskMix from a `retrieval.world.tasks.MIXES` name or a dict; None keeps every 4-option task type."""
     if task_mix is None or isinstance(task_mix, TaskMix):
@@ -141,8 +172,9 @@ class BaseModelBuild:
         return asdict(self)
 
     def fingerprint(self) -> str:
-        """12 hex digits identifying this build configuration (and the code version that built it)."""
-        blob = json.dumps({"build": self.to_dict(), "version": _code_version()}, sort_keys=True)
+        """12 hex digits identifying this build configuration, the package version and `source_digest`: what the base holds."""
+        blob = json.dumps({"build": self.to_dict(), "version": _code_version(), "source": source_digest(self.recipes)},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -180,6 +212,7 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
     probe = [wi.image for wi in split_images("probe", cfg.format_probe, cfg.seed)]
     report = {
         "build": cfg.to_dict(),
+        "source_digest": source_digest(cfg.recipes),
         "parameters": summary["parameters"],
         "vocab_size": summary["vocab_size"],
         "train_examples": len(train) + len(curriculum),

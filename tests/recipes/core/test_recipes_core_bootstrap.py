@@ -1,0 +1,32 @@
+"""The base's address follows what it holds: configuration, and the code that makes its data and training."""
+
+from pathlib import Path
+
+import recipes.core.bootstrap as bootstrap
+from recipes.core.bootstrap import BaseModelBuild, source_digest
+
+
+def test_the_address_changes_with_the_source_behind_the_data(tmp_path, monkeypatch):
+    build = BaseModelBuild(recipes=("vzero",))
+    assert build.fingerprint() == BaseModelBuild(recipes=("vzero",)).fingerprint()  # stable
+    assert BaseModelBuild(recipes=("vzero",), seed=1).fingerprint() != build.fingerprint()
+    # a module of the world edited (here: a stand-in package in its place): a new address, same config
+    pkg = tmp_path / "fakeworld"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tasks.py").write_text("OPTIONS = 'nearest'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(bootstrap, "_SOURCE_MODULES", (*bootstrap._SOURCE_MODULES, "fakeworld"))
+    before = build.fingerprint()
+    (pkg / "tasks.py").write_text("OPTIONS = 'window'\n")
+    assert build.fingerprint() != before
+
+
+def test_the_digest_covers_every_taught_recipe_s_format_builders():
+    import inspect
+
+    from recipes.core.registry import get_recipe
+
+    builder = next(iter(get_recipe("mmzero").warm_start_formats().values()))
+    assert Path(inspect.getsourcefile(builder)).name == "formats.py"
+    assert source_digest(["mmzero"]) != source_digest(["vzero"])
