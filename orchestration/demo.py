@@ -28,7 +28,8 @@ from orchestration.runs import materialization_metadata, run_foundation, run_ite
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after the headless backend is chosen)
 
-LEGEND = ("mean_c: mean share of the Solver's m votes that agree with the majority, over labeled tasks; "
+LEGEND = ("mean_c: mean share of the Solver's m votes that agree with the majority, over labeled tasks (a recipe "
+          "that keeps by another column shows that column's mean and names it, e.g. Vision-Zero's well_formed_clues); "
           "pseudo_label_acc: share of majority labels that are right on the labeled audit slice; "
           "greedy / sampled / maj@m: held-out accuracy of the greedy answer, of one sampled answer, of the majority "
           "of m samples; [..] 95% interval; n: held-out questions.")
@@ -40,13 +41,21 @@ def _fmt(acc: dict | None) -> str:
     return f"{acc['accuracy']:.3f} [{acc['ci95'][0]:.3f}, {acc['ci95'][1]:.3f}]"
 
 
+def _mean_keep(task_md: dict) -> str:
+    """Mean of the keep rule's column: c for the consistency-band recipes, named when it is another one."""
+    if "mean_c" not in task_md:
+        return "-"
+    col = task_md.get("keep_column", "c")
+    return f"{task_md['mean_c']:.2f}" + ("" if col == "c" else f" ({col})")
+
+
 def _row(name: str, task_md: dict, scores: dict | None, wall: float | None) -> dict:
     return {
         "model": name,
         "generated": task_md.get("generated", "-"),
         "malformed": task_md.get("malformed", "-"),
         "kept": task_md.get("kept", "-"),
-        "mean_c": f"{task_md['mean_c']:.2f}" if "mean_c" in task_md else "-",
+        "mean_c": _mean_keep(task_md),
         "pseudo_label_acc": f"{task_md['pseudo_label_accuracy']:.3f}" if "pseudo_label_accuracy" in task_md else "-",
         "greedy": _fmt(scores and scores["greedy"]),
         "sampled": f"{scores['sampled']['accuracy']:.3f}" if scores else "-",

@@ -146,6 +146,8 @@ def task_set_stats(df: pd.DataFrame, reasons: Sequence[str], rule: KeepRule) -> 
         out["undeclared_reasons"] = ", ".join(undeclared)
     out.update({
         "kept": int(len(kept)),
+        # "c" for the consistency-band recipes; a recipe that keeps by another column says which
+        "keep_column": rule.column,
         "mean_c": float(decided[rule.column].mean()) if len(decided) else 0.0,
         "mean_c_kept": float(kept[rule.column].mean()) if len(kept) else 0.0,
     })

@@ -29,3 +29,12 @@ def test_gain_sentence_says_what_the_interval_says(tmp_path, base, last, words):
 
 def test_no_sentence_without_scores(tmp_path):
     assert gain_sentence(IterationStore(tmp_path), "vzero", ["iter-0001"]) == ""
+
+
+def test_the_table_names_a_keep_column_that_is_not_c():
+    from orchestration.demo import _row
+
+    assert _row("iter-0001", {"mean_c": 0.61, "keep_column": "c"}, None, None)["mean_c"] == "0.61"
+    assert _row("iter-0001", {"mean_c": 0.61}, None, None)["mean_c"] == "0.61"  # metadata written before the key
+    # Vision-Zero keeps games by their well-formed clues (out of the players' count), not by a vote share
+    assert _row("iter-0001", {"mean_c": 7.98, "keep_column": "well_formed_clues"}, None, None)["mean_c"] == "7.98 (well_formed_clues)"
