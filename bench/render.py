@@ -169,7 +169,8 @@ def run_redteam(limits: SandboxLimits) -> dict:
 
         def one(case, hook=True):
             lim = replace(limits, wall_seconds=2) if case.name == "sleep_forever" else limits
-            lim = replace(lim, memory_mb=case.memory_mb or lim.memory_mb, audit_hook=hook)
+            lim = replace(lim, memory_mb=case.memory_mb or lim.memory_mb,
+                          cpu_seconds=case.cpu_seconds or lim.cpu_seconds, audit_hook=hook)
             return fns[case.kind](case.program, limits=lim)
 
         t0 = time.perf_counter()

@@ -268,7 +268,7 @@ def _decoder_child(cfg, out_w, nproc, seccomp, decode):
 
     try:
         _close_fds({out_w})
-        _confine(cfg, nproc, seccomp)
+        _confine(dict(cfg, cpu_seconds=cfg["decode_cpu_seconds"]), nproc, seccomp)
         try:
             fd = os.open("out.png", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
@@ -494,7 +494,7 @@ def main():
         if len(data) <= limit:
             data.extend(chunk)
 
-    wait_status, timed_out = _wait_child(pid, out_r, time.monotonic() + cfg["wall_seconds"] + 5, on_image)
+    wait_status, timed_out = _wait_child(pid, out_r, time.monotonic() + cfg["decode_cpu_seconds"] + 5, on_image)
     os.close(out_r)
     head, _, rgb = bytes(data).partition(b"\n")
     try:
@@ -502,7 +502,10 @@ def main():
     except ValueError:
         verdict = None
     if timed_out or not isinstance(verdict, dict):
-        if os.WIFSIGNALED(wait_status) and os.WTERMSIG(wait_status) == signal.SIGKILL and not timed_out:
+        sig = os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) and not timed_out else None
+        if sig == signal.SIGXCPU:
+            finish("resource_limit", f"decoding out.png took over {cfg['decode_cpu_seconds']} s of CPU")
+        if sig == signal.SIGKILL:
             finish("resource_limit", "decoding out.png ran out of memory or CPU time")
         finish("no_image", "out.png could not be decoded within the limits")
     if verdict.get("status") != "ok":

@@ -49,6 +49,9 @@ class RedTeamCase:
     expected: frozenset[str]
     attack: str               # what it tries, in words
     memory_mb: int | None = None  # a larger address space for programs importing big libraries
+    # A larger CPU budget where another limit must be the one reached: page faults cost
+    # CPU time, and on a slow machine 256 MB of them can outlast a 1 s budget.
+    cpu_seconds: int | None = None
 
 
 def _png_header_b64(width: int, height: int) -> str:
@@ -58,8 +61,9 @@ def _png_header_b64(width: int, height: int) -> str:
     return base64.b64encode(b"\x89PNG\r\n\x1a\n" + chunk).decode()
 
 
-def _py(name: str, attack: str, program: str, *expected: str, memory_mb: int | None = None) -> RedTeamCase:
-    return RedTeamCase(name, "python", program, frozenset(expected), attack, memory_mb)
+def _py(name: str, attack: str, program: str, *expected: str, memory_mb: int | None = None,
+        cpu_seconds: int | None = None) -> RedTeamCase:
+    return RedTeamCase(name, "python", program, frozenset(expected), attack, memory_mb, cpu_seconds)
 
 
 def _svg(name: str, attack: str, program: str, *expected: str) -> RedTeamCase:
@@ -174,7 +178,8 @@ def _hook_cases(repo: Path, sent: Path) -> list[RedTeamCase]:
         # --- resources --------------------------------------------------------------
         _py("memory_bomb", "allocate 1 TB at once", "x = bytearray(1 << 40)", "resource_limit"),
         _py("memory_creep", "allocate 10 MB at a time forever",
-            "chunks = []\nwhile True:\n    chunks.append(bytearray(10 << 20))", "resource_limit"),
+            "chunks = []\nwhile True:\n    chunks.append(bytearray(10 << 20))", "resource_limit",
+            cpu_seconds=20),
         _py("infinite_loop", "spin forever", "while True:\n    pass", "timeout"),
         _py("ignore_sigxcpu", "ignore the CPU-limit signal, then spin",
             "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass",

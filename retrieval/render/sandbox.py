@@ -68,7 +68,7 @@ _FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSerif.ttf", "Deja
                "DejaVuSansMono.ttf", "DejaVuSansMono-Bold.ttf")
 _MEMORY_HINTS = ("MemoryError", "memory allocation of", "Cannot allocate memory", "std::bad_alloc",
                  "out of memory")
-# The parent's own wall-clock bound: the supervisor's, plus start-up and decoding.
+# The parent's own wall-clock bound: the supervisor's and the decoder's, plus start-up.
 _PARENT_MARGIN_S = 15.0
 # Fresh uids for renders as root: far above any real account, never reused within a process.
 _UID_RANGE = (0x40000000, 0x7FFF0000)
@@ -379,6 +379,7 @@ def _launch(host: SandboxHost, mode: str, payload: tuple[str, bytes] | None, siz
                "read_roots": list(host.read_roots) + [inside_work], "font_files": list(host.font_files),
                "memory_mb": limits.memory_mb, "file_size_mb": limits.file_size_mb,
                "cpu_seconds": limits.cpu_seconds, "wall_seconds": limits.wall_seconds,
+               "decode_cpu_seconds": limits.decode_cpu_seconds,
                "max_open_files": limits.max_open_files, "max_processes": limits.max_processes,
                "max_pixels": limits.max_pixels, "max_payload_bytes": max(limits.max_program_bytes, 1) * 4,
                "payload_name": payload[0] if payload else "", "seccomp": host.seccomp,
@@ -404,7 +405,7 @@ def _launch(host: SandboxHost, mode: str, payload: tuple[str, bytes] | None, siz
                                 start_new_session=True)
         for f in files:
             f.close()
-        timed_out = not _wait_exit(proc, limits.wall_seconds + _PARENT_MARGIN_S)
+        timed_out = not _wait_exit(proc, limits.wall_seconds + limits.decode_cpu_seconds + _PARENT_MARGIN_S)
         if timed_out:
             _kill_group(proc.pid)
         rc = proc.wait()

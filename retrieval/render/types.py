@@ -38,6 +38,10 @@ class SandboxLimits:
 
     wall_seconds: float = 5.0
     cpu_seconds: int = 3
+    # The decoder's own CPU budget for out.png, apart from the program's: its cost is
+    # bounded by max_pixels, not by the program, and a PNG within every limit must
+    # decode on a slow or busy machine too (a 4096x4096 one takes ~0.7 s of CPU).
+    decode_cpu_seconds: int = 10
     memory_mb: int = 512
     file_size_mb: int = 8
     max_processes: int = 32
@@ -60,7 +64,7 @@ class SandboxLimits:
     audit_hook: bool = True
 
     def __post_init__(self) -> None:
-        positive = ("wall_seconds", "cpu_seconds", "memory_mb", "file_size_mb", "max_processes",
+        positive = ("wall_seconds", "cpu_seconds", "decode_cpu_seconds", "memory_mb", "file_size_mb", "max_processes",
                     "max_pixels", "max_open_files", "max_program_bytes", "max_svg_elements",
                     "max_svg_depth", "tmpfs_mb")
         for name in positive:

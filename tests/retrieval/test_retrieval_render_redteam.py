@@ -126,6 +126,8 @@ class Listener:
 def _render(case, limits):
     if case.memory_mb:
         limits = replace(limits, memory_mb=case.memory_mb)
+    if case.cpu_seconds:
+        limits = replace(limits, cpu_seconds=case.cpu_seconds)
     if case.name in ("sleep_forever",):
         limits = replace(limits, wall_seconds=SHORT_WALL.wall_seconds)
     fn = {"svg": render_svg, "python": render_python, "reply": render_reply}[case.kind]
