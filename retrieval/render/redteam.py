@@ -49,8 +49,9 @@ class RedTeamCase:
     expected: frozenset[str]
     attack: str               # what it tries, in words
     memory_mb: int | None = None  # a larger address space for programs importing big libraries
-    # A larger CPU budget where another limit must be the one reached: page faults cost
-    # CPU time, and on a slow machine 256 MB of them can outlast a 1 s budget.
+    # A larger CPU budget where another limit, or a big import, must come first: page
+    # faults and imports cost CPU time, and on a slow machine 256 MB of faults or
+    # importing pyarrow can outlast a 1 s budget.
     cpu_seconds: int | None = None
 
 

@@ -112,10 +112,10 @@ def os_cases(t: Targets, py, svg, reply) -> list:
         py("pyarrow_write_tmp", "write a host /tmp file from C++ (pyarrow, no audit event)",
            "import pyarrow.fs as pafs\nwith pafs.LocalFileSystem().open_output_stream('/tmp/zf_pwned_arrow') as f:\n"
            "    f.write(b'x')\nprint('written into the sandbox /tmp only')", "no_image", "crashed",
-           memory_mb=1024),
+           memory_mb=1024, cpu_seconds=10),
         py("pyarrow_delete_sentinel", "delete the sentinel file from C++ (pyarrow)",
            f"import pyarrow.fs as pafs\npafs.LocalFileSystem().delete_file('{s}/keep.txt')\n" + _DRAW,
-           "crashed", memory_mb=1024),
+           "crashed", memory_mb=1024, cpu_seconds=10),
         py("readline_history_write", "write readline history into host /tmp (C code, no audit event)",
            "import readline\nreadline.add_history('zf')\nreadline.write_history_file('/tmp/zf_pwned_history')\n"
            "print('history written')", "no_image", "crashed"),
@@ -129,7 +129,7 @@ def os_cases(t: Targets, py, svg, reply) -> list:
         # --- mounts: reads outside (C-extension file IO the hook never sees) -------------------
         py("pyarrow_read_canary", "read the canary from C++ (pyarrow)",
            f"import pyarrow.fs as pafs\ndata = pafs.LocalFileSystem().open_input_stream('{s}/canary.txt')"
-           ".read().decode()\n" + leak_if, "crashed", memory_mb=1024),
+           ".read().decode()\n" + leak_if, "crashed", memory_mb=1024, cpu_seconds=10),
         py("safetensors_read_canary", "read a safetensors canary's metadata (Rust file IO)",
            f"from safetensors import safe_open\nwith safe_open('{s}/canary.safetensors', 'numpy') as f:\n"
            "    data = str(f.metadata())\n" + leak_if, "crashed"),
