@@ -30,3 +30,19 @@ def test_the_digest_covers_every_taught_recipe_s_format_builders():
     builder = next(iter(get_recipe("mmzero").warm_start_formats().values()))
     assert Path(inspect.getsourcefile(builder)).name == "formats.py"
     assert source_digest(["mmzero"]) != source_digest(["vzero"])
+
+
+def test_the_address_changes_with_the_torch_thread_count():
+    """One and two threads give different weights after enough steps, so they get different addresses."""
+    import torch
+
+    build, threads = BaseModelBuild(recipes=("vzero",)), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = build.fingerprint()
+        torch.set_num_threads(2)
+        assert build.fingerprint() != one
+        torch.set_num_threads(1)
+        assert build.fingerprint() == one
+    finally:
+        torch.set_num_threads(threads)
