@@ -1,6 +1,7 @@
 """`zeroforge demo`: the foundation and N iterations of one recipe, through Dagster, on a persistent instance.
 
-Runs the foundation job (base model, pool, embedder) and then each iteration
+Runs the foundation job (the base model, the pool and whatever else the recipe
+reads, e.g. Active-Zero's embedder) and then each iteration
 partition of the chosen recipe in-process on the home's Dagster instance, so
 `zeroforge ui` shows every run, materialization, plot and check afterwards.
 It prints one table: the base model first, then a row per iteration, every
@@ -141,7 +142,7 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
     required = foundation["ops"]["base_model"]["config"].get("require_above_chance", True)  # smoke: warns by design
     if accept_failed_base:
         foundation["ops"]["base_model"]["config"]["require_above_chance"] = False
-    result = run_foundation(instance, foundation)
+    result = run_foundation(instance, foundation, recipe=recipe)
     out(f"\nfoundation ({profile}) {'succeeded' if result.success else 'FAILED'} in {time.monotonic() - t0:.0f} s; run {result.run_id}")
     for key, md in materialization_metadata(result).items():
         keep = {k: v for k, v in md.items() if isinstance(v, (int, float)) or (isinstance(v, str) and len(v) < 120)}

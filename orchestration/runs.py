@@ -47,8 +47,24 @@ def open_first_iterations(instance: dg.DagsterInstance) -> list[str]:
     return opened
 
 
-def run_foundation(instance: dg.DagsterInstance, run_config: dict) -> dg.ExecuteInProcessResult:
-    return defs.resolve_job_def("demo_job").execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+def foundation_assets_for(recipe: str) -> list[str]:
+    """The foundation assets a recipe's iterations read (base_model, image_pool, its `requires`), then the lineage step."""
+    return ["base_model", "image_pool", *RECIPES[recipe].requires, "foundation_lineage"]
+
+
+def run_foundation(instance: dg.DagsterInstance, run_config: dict, recipe: str | None = None) -> dg.ExecuteInProcessResult:
+    """Execute the foundation job: every foundation asset, or with `recipe` only the ones that recipe reads.
+
+    The demo passes its recipe, so a V-Zero demo does not train Active-Zero's embedder (~40 s of the 15-minute
+    budget); the UI's foundation job and a later `--recipe activezero` demo build it.
+    """
+    job = defs.resolve_job_def("demo_job")
+    if recipe is None:
+        return job.execute_in_process(instance=instance, run_config=run_config, raise_on_error=False)
+    keys = foundation_assets_for(recipe)
+    ops = {k: v for k, v in run_config.get("ops", {}).items() if k in keys}  # config of an unselected asset is an error
+    return job.execute_in_process(instance=instance, run_config={**run_config, "ops": ops}, raise_on_error=False,
+                                  asset_selection=[dg.AssetKey(k) for k in keys])
 
 
 def run_iteration(

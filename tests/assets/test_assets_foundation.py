@@ -129,6 +129,13 @@ def test_definitions_load_with_the_demo_job():
     assert Path(__file__).parents[2].joinpath("workspace.yaml").read_text().count("orchestration.definitions") == 1
 
 
+def test_the_foundation_a_recipe_reads_includes_what_it_requires():
+    from orchestration.runs import foundation_assets_for
+
+    assert foundation_assets_for("vzero") == ["base_model", "image_pool", "foundation_lineage"]
+    assert "embedder" in foundation_assets_for("activezero")  # its Searcher queries the pool's vectors
+
+
 def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
     """README command 1 in miniature: the CLI runs the job on $ZEROFORGE_HOME/dagster, where `make ui` looks."""
     env = {**os.environ, "ZEROFORGE_HOME": str(tmp_path)}
@@ -140,8 +147,10 @@ def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "zeroforge demo (smoke) succeeded" in proc.stdout
     instance = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
-    for key in ("base_model", "image_pool", "embedder"):
+    for key in ("base_model", "image_pool", "foundation_lineage"):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None
+    # a V-Zero demo builds only the foundation V-Zero reads: Active-Zero's embedder is left for its own runs
+    assert instance.get_latest_materialization_event(dg.AssetKey("embedder")) is None
     runs = instance.get_runs()
     assert sorted(r.job_name for r in runs) == ["demo_job", "vzero_iteration", "vzero_leaderboard"]
     assert "vzero: 1 iteration(s) on the embedded default" in proc.stdout and "iter-0001" in proc.stdout
