@@ -30,7 +30,7 @@ def foundation_lineage(context: dg.AssetExecutionContext, home: ZeroforgeHome) -
     return lineage_result(sync_lineage(home.path, log=context.log))
 
 
-# the embedder trains in ~40 s on the demo pool (2,000 images; docs/benchmarks.md), so the demo builds it
+# every foundation asset; `zeroforge demo` selects the ones its recipe reads (orchestration.runs.foundation_assets_for)
 foundation_assets = [base_model, image_pool, embedder, foundation_lineage]
 
 demo_job = dg.define_asset_job(
