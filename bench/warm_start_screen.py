@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--curriculum-steps", type=int, default=0, help="first steps drawn from the curriculum alone")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     ap.add_argument("--vision-lr-mult", type=float, default=1.0, help="learning-rate multiplier of the vision tower")
+    ap.add_argument("--pixel-weight", type=float, default=0.0, help="weight of the dense perception loss (0: off)")
+    ap.add_argument("--pixel-cell", type=int, default=8, help="points per side each visual token redraws")
     ap.add_argument("--size", default="small", help="models.tiny_vlm.TINY_SPECS key")
     ap.add_argument("--patch", type=int, default=0, help="vision patch size (0: the spec's)")
     ap.add_argument("--merge", type=int, default=0, help="spatial merge size (0: the spec's)")
@@ -89,7 +91,8 @@ def main() -> None:
             Path(args.json).write_text(json.dumps(result, indent=1))
 
     cfg = WarmStartConfig(steps=args.steps, learning_rate=args.lr, curriculum_steps=args.curriculum_steps,
-                          vision_lr_mult=args.vision_lr_mult)
+                          vision_lr_mult=args.vision_lr_mult, pixel_loss_weight=args.pixel_weight,
+                          pixel_cell=args.pixel_cell)
     t0 = time.monotonic()
 
     def on_step(step: int, _loss: float) -> None:
@@ -99,6 +102,8 @@ def main() -> None:
     hist = supervised_finetune(model, proc, train + cur, cfg, progress=True, on_step=on_step, curriculum=cur)
     evaluate(args.steps)
     result.update(seconds=time.monotonic() - t0, cpu_seconds_per_step=hist["cpu_seconds_per_step"])
+    if "pixel_loss" in hist:
+        result["pixel_loss"] = hist["pixel_loss"][:: max(1, len(hist["pixel_loss"]) // 100)]
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
 

@@ -32,6 +32,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from models.generation import build_messages
+from models.perception import PixelHead, capture_visual_tokens, pixel_targets
 
 
 @dataclass
@@ -71,6 +72,13 @@ class WarmStartConfig:
     # weighted by size: the same step as one padded batch, to float rounding). A Solver example is ~60
     # tokens and a task maker's ~120-210, so one long example padded the whole batch; 1 turns it off.
     length_buckets: int = 3
+    # Weight of the dense perception loss (models.perception): a linear head on every merged visual
+    # token redraws its image cell's quantised colours, so the vision tower gets a signal from every
+    # pixel, not only through the answer tokens. 0 turns it off (and leaves the weights bit-identical
+    # to a warm start without it); the head is dropped when the warm start ends.
+    pixel_loss_weight: float = 0.0
+    # Resolution of that redrawing: each token predicts its cell at this many x this many points.
+    pixel_cell: int = 8
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,7 +104,7 @@ def _full_and_target_ids(processor, ex: SupervisedExample) -> tuple[str, list[in
 def collate(processor, batch: Sequence[SupervisedExample]) -> dict[str, torch.Tensor]:
     """Right-padded inputs with labels on the reply and `<|im_end|>` only."""
     pairs = [_full_and_target_ids(processor, ex) for ex in batch]
-    images = [img.convert("RGB") for ex in batch for img in ex.images]
+    images = batch_images(batch)
     tok = processor.tokenizer
     old_side, tok.padding_side = tok.padding_side, "right"
     try:
@@ -119,6 +127,11 @@ def collate(processor, batch: Sequence[SupervisedExample]) -> dict[str, torch.Te
         labels[i, start:end] = enc["input_ids"][i, start:end]
     enc["labels"] = labels
     return dict(enc)
+
+
+def batch_images(batch: Sequence[SupervisedExample]) -> list[Image.Image]:
+    """The batch's images in the order the processor (and so the vision tower) sees them."""
+    return [img.convert("RGB") for ex in batch for img in ex.images]
 
 
 def length_buckets(lengths: Sequence[int], max_groups: int) -> list[list[int]]:
@@ -201,6 +214,12 @@ def supervised_finetune(
     groups = [{"params": others, "lr": cfg.learning_rate}]
     if vision:
         groups.append({"params": vision, "lr": cfg.learning_rate * cfg.vision_lr_mult})
+    head = None
+    if cfg.pixel_loss_weight > 0:
+        # Built after the seed, so it is part of the deterministic run; trained at the vision tower's rate.
+        head = PixelHead(model.config.text_config.hidden_size, cfg.pixel_cell).to(device)
+        groups.append({"params": list(head.parameters()), "lr": cfg.learning_rate * cfg.vision_lr_mult})
+    trained = [p for g in groups for p in g["params"]]
     opt = torch.optim.AdamW(groups, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     order: list[int] = []
@@ -209,6 +228,7 @@ def supervised_finetune(
 
     ip = processor.image_processor
     cell = ip.patch_size * ip.merge_size
+    pixel_losses: list[float] = []
 
     def token_length(ex: SupervisedExample) -> int:  # tokens after the processor expands each image; memoised
         if id(ex) not in lengths:
@@ -231,24 +251,37 @@ def supervised_finetune(
             idx, order = order[: cfg.batch_size], order[cfg.batch_size :]
             chosen = [examples[i] for i in idx]
         opt.zero_grad(set_to_none=True)
-        step_loss = 0.0
+        step_loss = step_pixel = 0.0
         for group in length_buckets([token_length(ex) for ex in chosen], cfg.length_buckets):
-            batch = {k: v.to(device) for k, v in collate(processor, [chosen[i] for i in group]).items()}
-            # the mean over the whole batch's examples, accumulated over its micro-batches
-            loss = per_example_loss(model, batch) * (len(group) / len(chosen))
-            loss.backward()
+            part = [chosen[i] for i in group]
+            batch = {k: v.to(device) for k, v in collate(processor, part).items()}
+            share = len(group) / len(chosen)  # the mean over the whole batch, accumulated over its micro-batches
+            with capture_visual_tokens(model) as seen:
+                loss = per_example_loss(model, batch) * share
             step_loss += loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            if head is not None and seen.tokens is not None:
+                targets = pixel_targets(batch_images(part), batch["image_grid_thw"], ip.patch_size, ip.merge_size,
+                                        cfg.pixel_cell)
+                pixel = head.loss(seen.tokens, targets) * share
+                step_pixel += pixel.item()
+                loss = loss + cfg.pixel_loss_weight * pixel
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained if head is not None else model.parameters(), cfg.max_grad_norm)
         opt.step()
         sched.step()
         losses.append(step_loss)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if head is not None:
+            pixel_losses.append(step_pixel)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", pixel=f"{step_pixel:.3f}")
+        else:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if on_step:
             on_step(step, losses[-1])
     model.eval()
     seconds, cpu = time.monotonic() - t0, time.process_time() - c0
     steps = len(losses)
-    return {"loss": losses, "steps": steps, "seconds": seconds, "cpu_seconds": cpu,
+    extra = {"pixel_loss": pixel_losses} if head is not None else {}
+    return {"loss": losses, **extra, "steps": steps, "seconds": seconds, "cpu_seconds": cpu,
             "cpu_seconds_per_step": cpu / max(1, steps), "steps_per_second": steps / max(1e-9, seconds),
             "threads": torch.get_num_threads(), "stopped": "steps"}
 

@@ -42,7 +42,10 @@ fi
 start=$(date +%s)
 
 # --- System packages ----------------------------------------------------------------------------------------------
-bash scripts/system_deps.sh  # bubblewrap for the render sandbox; never fails the set-up
+# bubblewrap for the render sandbox; never fails the set-up. apt is mostly network and dpkg, the Python
+# install mostly download and unpack: on a fresh machine they overlap (about 30 s of apt, saved).
+bash scripts/system_deps.sh &
+system_deps=$!
 
 # --- Installer ----------------------------------------------------------------------------------------------------
 uv=""
@@ -133,6 +136,7 @@ if torch.__version__.split("+")[0] != sys.argv[1].split("==")[1] or torch.versio
     print(f"zeroforge: warning: torch {torch.__version__} (CUDA {torch.version.cuda}) with {len(cuda)} nvidia packages installed")
 EOF
 if [ -n "${dvc_install:-}" ]; then wait "$dvc_install"; dvc_install=""; fi
+wait "$system_deps" || true
 "$VENV/dvc/bin/python" -m dvc --version >/dev/null
 
 echo "$want" > "$STAMP"

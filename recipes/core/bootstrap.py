@@ -223,8 +223,9 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
         "curriculum_examples": len(curriculum),
         "held_out_examples": len(held_out),
         "held_out_split": {"name": "test", "seed": split_seed("test", cfg.seed), "images": cfg.n_eval_images},
-        "warm_start": {k: v for k, v in history.items() if k != "loss"},
+        "warm_start": {k: v for k, v in history.items() if k not in ("loss", "pixel_loss")},
         "loss": history["loss"],
+        **({"pixel_loss": history["pixel_loss"]} if "pixel_loss" in history else {}),
         # 4-option questions (the multiple-choice figure) per task type; then per answer kind, and kind x type
         "held_out_accuracy": scores["accuracy"],
         "held_out_by_kind": scores["by_kind"],
