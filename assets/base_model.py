@@ -37,6 +37,10 @@ class BaseModelConfig(dg.Config):
     batch_size: int = Field(32, description="Warm-start examples per optimizer step.")
     learning_rate: float = Field(2e-3, description="Warm-start peak learning rate (cosine decay after a short warm-up).")
     vision_lr_mult: float = Field(1.0, description="Learning-rate multiplier of the vision tower and its merger.")
+    pixel_loss_weight: float = Field(1.0, description="Weight of the dense perception loss: every visual token also redraws "
+                                                      "its image cell's quantised colours (models.perception), so the vision "
+                                                      "tower learns from every pixel, not only through the answer; 0 turns it off.")
+    pixel_cell: int = Field(8, description="Points per side at which each visual token redraws its cell (perception loss).")
     task_mix: str = Field("", description="The Solver's task types and answer kinds in the warm start: a "
                                           "retrieval.world.tasks.MIXES name; empty: every 4-option type.")
     curriculum_images: int = Field(0, description="Perception-curriculum images (single large shapes, the easiest scenes; "
@@ -64,6 +68,8 @@ class BaseModelConfig(dg.Config):
                 learning_rate=self.learning_rate,
                 curriculum_steps=self.curriculum_steps,
                 vision_lr_mult=self.vision_lr_mult,
+                pixel_loss_weight=self.pixel_loss_weight,
+                pixel_cell=self.pixel_cell,
                 seed=self.seed,
             ),
         )
@@ -127,6 +133,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
             "questioner_format_rate": report["questioner_format_rate"],
             "warm_start_steps": report["warm_start"]["steps"],
             "final_loss": report["loss"][-1],
+            **({"final_pixel_loss": report["pixel_loss"][-1]} if report.get("pixel_loss") else {}),
             "wall_time_s": round(report["seconds"], 1),
             "accuracy_by_type": dg.MetadataValue.md(table),
             "held-out accuracy by task type (PNG)": dg.MetadataValue.md(png_markdown(acc_png, "held-out accuracy")),

@@ -30,7 +30,7 @@ from bench import _common  # noqa: E402,F401  (offline settings, torchvision fal
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=1200, help="warm-start steps (the demo's: 1200)")
+    ap.add_argument("--steps", type=int, default=1000, help="warm-start steps (the demo's: 1000)")
     ap.add_argument("--train-images", type=int, default=1500, help="train images (the demo's: 1500)")
     ap.add_argument("--mix", default="", help="a retrieval.world.tasks.MIXES name (default: every 4-option type)")
     ap.add_argument("--recipes", default="vzero", help="comma-separated recipes whose formats are taught (the demo's: vzero)")
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--curriculum-steps", type=int, default=0, help="first steps drawn from the curriculum alone")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     ap.add_argument("--vision-lr-mult", type=float, default=1.0, help="learning-rate multiplier of the vision tower")
-    ap.add_argument("--pixel-weight", type=float, default=0.0, help="weight of the dense perception loss (0: off)")
+    ap.add_argument("--pixel-weight", type=float, default=1.0, help="weight of the dense perception loss (0: off; the demo's: 1)")
     ap.add_argument("--pixel-cell", type=int, default=8, help="points per side each visual token redraws")
     ap.add_argument("--size", default="small", help="models.tiny_vlm.TINY_SPECS key")
     ap.add_argument("--patch", type=int, default=0, help="vision patch size (0: the spec's)")

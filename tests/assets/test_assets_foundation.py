@@ -46,6 +46,9 @@ def test_foundation_assets_materialize(tmp_path):
     model_dir = Path(md["path"])
     report = json.loads((model_dir / "zeroforge_base.json").read_text())
     assert report["warm_start"]["steps"] == 20
+    # the dense perception loss is on by default: its curve is on the card and its last value in the metadata
+    assert report["build"]["warm_start"]["pixel_loss_weight"] == 1.0 and len(report["pixel_loss"]) == 20
+    assert md["final_pixel_loss"] == report["pixel_loss"][-1]
     assert "all" in report["held_out_accuracy"]
     load_vlm(model_dir)  # the materialized checkpoint loads as an ordinary HF directory
     assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".tmp-")]
@@ -165,6 +168,9 @@ def test_base_model_is_reused_for_the_same_config_and_rebuilt_on_request(tmp_pat
     assert forced["reused"] is False and forced["path"] == first["path"]
     other = _metadata(_materialize([base_model], tmp_path, {"base_model": {**cfg["base_model"], "seed": 1}}), "base_model")
     assert other["path"] != first["path"]
+    blind = _metadata(_materialize([base_model], tmp_path, {"base_model": {**cfg["base_model"], "pixel_loss_weight": 0.0}}),
+                      "base_model")
+    assert blind["path"] not in (first["path"], other["path"]) and "final_pixel_loss" not in blind
 
 
 def test_image_pool_takes_webdataset_shards_and_benchmark_files(tmp_path):
