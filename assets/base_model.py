@@ -135,6 +135,7 @@ def base_model(context: dg.AssetExecutionContext, config: BaseModelConfig, home:
             "final_loss": report["loss"][-1],
             **({"final_pixel_loss": report["pixel_loss"][-1]} if report.get("pixel_loss") else {}),
             "wall_time_s": round(report["seconds"], 1),
+            "built_on": (report.get("machine") or {}).get("cpu", "unknown"),
             "accuracy_by_type": dg.MetadataValue.md(table),
             "held-out accuracy by task type (PNG)": dg.MetadataValue.md(png_markdown(acc_png, "held-out accuracy")),
             "warm-start loss curve (PNG)": dg.MetadataValue.md(png_markdown(loss_png, "warm-start loss")),

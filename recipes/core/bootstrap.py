@@ -182,6 +182,19 @@ class BaseModelBuild:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, else `platform.processor()`), or "unknown"."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def tokenizer_corpus(examples: Sequence[SupervisedExample]) -> list[str]:
     """Text the tokenizer must cover: the world's vocabulary plus every prompt and reply template."""
     lines = list(world_corpus())
@@ -234,6 +247,9 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
         "held_out_blank_image": {k: v for k, v in blank.items() if k != "real"},
         "questioner_format_rate": questioner_format_rate(engine, probe, cfg.seed),
         "seconds": time.monotonic() - t0,
+        # Not in the fingerprint (a base is reused across machines), but recorded: the same configuration
+        # warm-started on another CPU model differs by float rounding (figures ~2 points apart).
+        "machine": {"cpu": cpu_model(), "torch_threads": torch.get_num_threads()},
     }
     (out / BASE_CARD).write_text(json.dumps(report, indent=2))
     return report

@@ -49,6 +49,7 @@ def test_foundation_assets_materialize(tmp_path):
     # the dense perception loss is on by default: its curve is on the card and its last value in the metadata
     assert report["build"]["warm_start"]["pixel_loss_weight"] == 1.0 and len(report["pixel_loss"]) == 20
     assert md["final_pixel_loss"] == report["pixel_loss"][-1]
+    assert md["built_on"] == report["machine"]["cpu"] != "" and report["machine"]["torch_threads"] >= 1
     assert "all" in report["held_out_accuracy"]
     load_vlm(model_dir)  # the materialized checkpoint loads as an ordinary HF directory
     assert not [p for p in model_dir.parent.iterdir() if p.name.startswith(".tmp-")]
