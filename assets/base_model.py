@@ -19,7 +19,7 @@ from assets.store import IterationStore
 from evaluation.plots import accuracy_bars, loss_curve, png_markdown
 from models.files import atomic_dir
 from models.loading import describe_model
-from models.warmstart import WarmStartConfig, resolve_precision
+from models.warmstart import WarmStartConfig
 from recipes.core.bootstrap import BASE_CARD, BaseModelBuild, build_base_model
 from recipes.core.registry import recipe_names
 
@@ -41,10 +41,6 @@ class BaseModelConfig(dg.Config):
                                                       "its image cell's quantised colours (models.perception), so the vision "
                                                       "tower learns from every pixel, not only through the answer; 0 turns it off.")
     pixel_cell: int = Field(8, description="Points per side at which each visual token redraws its cell (perception loss).")
-    precision: str = Field("fp32", description="Warm-start forward precision: fp32, bf16 (bfloat16 autocast; weights and "
-                                               "optimizer stay fp32) or auto (bf16 where the CPU computes it natively, "
-                                               "AVX512-BF16/AMX, else fp32). Resolved before the base is addressed: the two "
-                                               "give different weights, so they are different bases.")
     task_mix: str = Field("", description="The Solver's task types and answer kinds in the warm start: a "
                                           "retrieval.world.tasks.MIXES name; empty: every 4-option type.")
     curriculum_images: int = Field(0, description="Perception-curriculum images (single large shapes, the easiest scenes; "
@@ -74,7 +70,6 @@ class BaseModelConfig(dg.Config):
                 vision_lr_mult=self.vision_lr_mult,
                 pixel_loss_weight=self.pixel_loss_weight,
                 pixel_cell=self.pixel_cell,
-                precision=resolve_precision(self.precision),
                 seed=self.seed,
             ),
         )

@@ -50,30 +50,6 @@ class SupervisedExample:
     answer_kind: str = "mc"
 
 
-PRECISIONS = ("fp32", "bf16")
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16), read from /proc/cpuinfo."""
-    try:
-        flags = next((line for line in open("/proc/cpuinfo") if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
-
-
-def resolve_precision(precision: str, device: str = "cpu") -> str:
-    """"auto" -> "bf16" on a CUDA device or a CPU with native bfloat16, else "fp32"; others unchanged.
-
-    Resolved before a run is fingerprinted: the two give different weights, so they are different bases.
-    """
-    if precision != "auto":
-        return precision
-    if device.startswith("cuda"):
-        return "bf16"
-    return "bf16" if cpu_has_bf16() else "fp32"
-
-
 @dataclass
 class WarmStartConfig:
     """The warm start's budget and optimiser. Capped by `steps` only; there is no wall-time limit."""
@@ -103,14 +79,6 @@ class WarmStartConfig:
     pixel_loss_weight: float = 0.0
     # Resolution of that redrawing: each token predicts its cell at this many x this many points.
     pixel_cell: int = 8
-    # "fp32", or "bf16": the forward pass under bfloat16 autocast (weights, gradients and the optimizer
-    # stay fp32). On a CPU with AVX512-BF16 or AMX a step is ~1.5x faster; elsewhere bf16 is emulated
-    # and slower, so `resolve_precision("auto")` picks it only where the CPU has the instructions.
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r} (resolve 'auto' first)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,60 +127,6 @@ def collate(processor, batch: Sequence[SupervisedExample]) -> dict[str, torch.Te
         labels[i, start:end] = enc["input_ids"][i, start:end]
     enc["labels"] = labels
     return dict(enc)
-
-
-# The processor's per-example outputs that are padded to the batch's longest sequence, and with what.
-_PADDED = {"input_ids": None, "attention_mask": 0, "mm_token_type_ids": 0, "labels": -100}
-
-
-class BatchEncoder:
-    """`collate`, with each example's tokens and each image's patches computed once per warm start.
-
-    A warm start draws every example ~4 times (1,000 steps of 32 from ~8,000 examples) and templating,
-    tokenising and patching the same image each time was ~6% of a step. The cache holds what `collate`
-    returns for the example alone (its token rows, and its images' patches keyed by image, so the ~5
-    questions about one image share one copy) and pads rows to the batch as the processor does: the
-    batch is equal to `collate`'s, tensor for tensor (tests check it), so the weights do not change.
-    Keyed by object identity: the examples must outlive the encoder, as they do inside
-    `supervised_finetune`.
-    """
-
-    def __init__(self, processor) -> None:
-        self.processor = processor
-        self.pad_id = processor.tokenizer.pad_token_id
-        self._rows: dict[int, dict[str, torch.Tensor]] = {}
-        self._pixels: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # id(image) -> (patches, grid_thw row)
-
-    def _encode(self, ex: SupervisedExample) -> dict[str, torch.Tensor]:
-        if id(ex) not in self._rows:
-            one = collate(self.processor, [ex])
-            unknown = set(one) - set(_PADDED) - {"pixel_values", "image_grid_thw"}
-            if unknown:
-                raise ValueError(f"the processor returned {sorted(unknown)}, which BatchEncoder does not know how to batch")
-            if ex.images:
-                grid = one["image_grid_thw"]
-                sizes = grid.prod(dim=1).tolist()
-                for img, patches, row in zip(ex.images, one["pixel_values"].split(sizes), grid, strict=True):
-                    self._pixels.setdefault(id(img), (patches, row))
-            self._rows[id(ex)] = {k: one[k][0] for k in _PADDED if k in one}
-        return self._rows[id(ex)]
-
-    def collate(self, batch: Sequence[SupervisedExample]) -> dict[str, torch.Tensor]:
-        rows = [self._encode(ex) for ex in batch]
-        width = max(len(r["input_ids"]) for r in rows)
-        out: dict[str, torch.Tensor] = {}
-        for key, fill in _PADDED.items():
-            if key in rows[0]:
-                value = self.pad_id if fill is None else fill
-                padded = torch.full((len(rows), width), value, dtype=rows[0][key].dtype)
-                for i, r in enumerate(rows):
-                    padded[i, : len(r[key])] = r[key]
-                out[key] = padded
-        images = [self._pixels[id(img)] for ex in batch for img in ex.images]
-        if images:
-            out["pixel_values"] = torch.cat([p for p, _ in images])
-            out["image_grid_thw"] = torch.stack([g for _, g in images])
-        return out
 
 
 def batch_images(batch: Sequence[SupervisedExample]) -> list[Image.Image]:
@@ -322,8 +236,6 @@ def supervised_finetune(
             lengths[id(ex)] = text + sum(max(1, (im.width // cell) * (im.height // cell)) for im in ex.images)
         return lengths[id(ex)]
 
-    encoder = BatchEncoder(processor)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     losses: list[float] = []
     t0, c0 = time.monotonic(), time.process_time()
     bar = tqdm(range(cfg.steps), desc="warm start", disable=not progress, unit="step")
@@ -342,16 +254,15 @@ def supervised_finetune(
         step_loss = step_pixel = 0.0
         for group in length_buckets([token_length(ex) for ex in chosen], cfg.length_buckets):
             part = [chosen[i] for i in group]
-            batch = {k: v.to(device) for k, v in encoder.collate(part).items()}
+            batch = {k: v.to(device) for k, v in collate(processor, part).items()}
             share = len(group) / len(chosen)  # the mean over the whole batch, accumulated over its micro-batches
-            with capture_visual_tokens(model) as seen, autocast:
+            with capture_visual_tokens(model) as seen:
                 loss = per_example_loss(model, batch) * share
             step_loss += loss.item()
             if head is not None and seen.tokens is not None:
                 targets = pixel_targets(batch_images(part), batch["image_grid_thw"], ip.patch_size, ip.merge_size,
                                         cfg.pixel_cell)
-                with autocast:
-                    pixel = head.loss(seen.tokens, targets) * share
+                pixel = head.loss(seen.tokens, targets) * share
                 step_pixel += pixel.item()
                 loss = loss + cfg.pixel_loss_weight * pixel
             loss.backward()

@@ -154,13 +154,12 @@ def cmd_ui_snapshots(args: argparse.Namespace) -> int:
 
 def cmd_build_model(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from models.warmstart import WarmStartConfig, resolve_precision
+    from models.warmstart import WarmStartConfig
     from recipes.core.bootstrap import BaseModelBuild, build_base_model
 
     cfg = BaseModelBuild(size=args.size, n_train_images=args.train_images, recipes=tuple(args.recipes.split(",")),
                          warm_start=WarmStartConfig(steps=args.steps, batch_size=args.batch_size,
-                                                    pixel_loss_weight=args.pixel_weight,
-                                                    precision=resolve_precision(args.precision)))
+                                                    pixel_loss_weight=args.pixel_weight))
     report = build_base_model(args.out, cfg)
     print(json.dumps({k: v for k, v in report.items() if k != "loss"}, indent=2))
     return 0
@@ -248,8 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="warm-start batch size (default: %(default)s)")
     p.add_argument("--pixel-weight", type=float, default=1.0,
                    help="weight of the dense perception loss, each visual token redrawing its cell (0: off; default: %(default)s)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
-                   help="warm-start forward precision; auto: bf16 where the CPU computes it natively (default: %(default)s)")
     p.add_argument("--recipes", default="vzero", help="comma-separated recipes whose formats are taught (default: %(default)s)")
     p.set_defaults(fn=cmd_build_model)
 

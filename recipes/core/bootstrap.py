@@ -30,7 +30,7 @@ from models.formats import solver_prompt, solver_target
 from models.generation import TransformersEngine
 from models.loading import load_vlm
 from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
-from models.warmstart import SupervisedExample, WarmStartConfig, cpu_has_bf16, supervised_finetune
+from models.warmstart import SupervisedExample, WarmStartConfig, supervised_finetune
 from recipes.core.config import hfield
 from recipes.core.questioner import questioner_format_rate
 from recipes.core.registry import get_recipe, recipe_names
@@ -249,7 +249,7 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
         "seconds": time.monotonic() - t0,
         # Not in the fingerprint (a base is reused across machines), but recorded: the same configuration
         # warm-started on another CPU model differs by float rounding (figures ~2 points apart).
-        "machine": {"cpu": cpu_model(), "torch_threads": torch.get_num_threads(), "native_bf16": cpu_has_bf16()},
+        "machine": {"cpu": cpu_model(), "torch_threads": torch.get_num_threads()},
     }
     (out / BASE_CARD).write_text(json.dumps(report, indent=2))
     return report

@@ -172,9 +172,6 @@ def test_base_model_is_reused_for_the_same_config_and_rebuilt_on_request(tmp_pat
     blind = _metadata(_materialize([base_model], tmp_path, {"base_model": {**cfg["base_model"], "pixel_loss_weight": 0.0}}),
                       "base_model")
     assert blind["path"] not in (first["path"], other["path"]) and "final_pixel_loss" not in blind
-    half = _metadata(_materialize([base_model], tmp_path, {"base_model": {**cfg["base_model"], "precision": "bf16"}}),
-                     "base_model")
-    assert half["path"] not in (first["path"], other["path"], blind["path"])  # bf16 weights are another base
 
 
 def test_image_pool_takes_webdataset_shards_and_benchmark_files(tmp_path):
