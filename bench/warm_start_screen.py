@@ -40,11 +40,11 @@ def main() -> None:
     ap.add_argument("--vision-lr-mult", type=float, default=1.0, help="learning-rate multiplier of the vision tower")
     ap.add_argument("--pixel-weight", type=float, default=1.0, help="weight of the dense perception loss (0: off; the demo's: 1)")
     ap.add_argument("--pixel-cell", type=int, default=8, help="points per side each visual token redraws")
-    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"],
-                    help="warm-start forward precision (bf16: autocast; auto: bf16 where the CPU has it)")
     ap.add_argument("--size", default="small", help="models.tiny_vlm.TINY_SPECS key")
     ap.add_argument("--patch", type=int, default=0, help="vision patch size (0: the spec's)")
     ap.add_argument("--merge", type=int, default=0, help="spatial merge size (0: the spec's)")
+    ap.add_argument("--kinds", default="", help="comma-separated answer kinds scored beside the 4-option questions "
+                    "(yesno, open: the `all` mix's questions of those kinds on the same validation images)")
     ap.add_argument("--val-images", type=int, default=150, help="validation images whose 4-option questions are scored")
     ap.add_argument("--eval-every", type=int, default=400, help="score every this many steps (and at the end)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -60,13 +60,16 @@ def main() -> None:
     from models.generation import TransformersEngine
     from models.loading import load_vlm
     from models.tiny_vlm import TINY_SPECS, build_tiny_vlm
-    from models.warmstart import WarmStartConfig, resolve_precision, supervised_finetune
+    from models.warmstart import WarmStartConfig, supervised_finetune
     from recipes.core.bootstrap import bootstrap_datasets, curriculum_examples, labeled_examples, tokenizer_corpus
     from retrieval.world.palette import BACKGROUND
+    from retrieval.world.tasks import MIXES
 
     train, _ = bootstrap_datasets(args.train_images, 0, 0, args.recipes.split(","), task_mix=args.mix or None)
     cur = curriculum_examples(args.curriculum_images, 0) if args.curriculum_images else []
     val = labeled_examples("validation", args.val_images)
+    for kind in filter(None, args.kinds.split(",")):
+        val += labeled_examples("validation", args.val_images, mix=MIXES["all"].only(kind))
     blank = Image.new("RGB", (64, 64), BACKGROUND)
     val_blank = [dataclasses.replace(e, images=[blank]) for e in val]
     spec = TINY_SPECS[args.size]
@@ -86,19 +89,22 @@ def main() -> None:
         real, blind = held_out_report(engine, val), held_out_report(engine, val_blank)
         row = {"step": step, "mc": real["accuracy"]["all"], "mc_blank": blind["accuracy"]["all"],
                "by_type": {k: v["accuracy"] for k, v in real["accuracy"].items()},
-               "by_type_blank": {k: v["accuracy"] for k, v in blind["accuracy"].items()}}
+               "by_type_blank": {k: v["accuracy"] for k, v in blind["accuracy"].items()},
+               "by_kind": real["by_kind"], "by_kind_blank": blind["by_kind"]}
         result["evals"].append(row)
         model.train()
         mc, bl = row["mc"], row["mc_blank"]
         print(f"step {step}: {mc['accuracy']:.3f} [{mc['ci95'][0]:.3f}, {mc['ci95'][1]:.3f}] with the image, "
-              f"{bl['accuracy']:.3f} blank (n = {mc['n']})", flush=True)
+              f"{bl['accuracy']:.3f} blank (n = {mc['n']})"
+              + "".join(f"; {k} {v['accuracy']:.3f} (n = {v['n']}, blank {row['by_kind_blank'][k]['accuracy']:.3f})"
+                        for k, v in row["by_kind"].items() if k != "mc"), flush=True)
         eval_cpu[0] += time.process_time() - c0
         if args.json:
             Path(args.json).write_text(json.dumps(result, indent=1))
 
     cfg = WarmStartConfig(steps=args.steps, learning_rate=args.lr, curriculum_steps=args.curriculum_steps,
                           vision_lr_mult=args.vision_lr_mult, pixel_loss_weight=args.pixel_weight,
-                          pixel_cell=args.pixel_cell, precision=resolve_precision(args.precision))
+                          pixel_cell=args.pixel_cell)
     t0 = time.monotonic()
 
     def on_step(step: int, _loss: float) -> None:
@@ -108,7 +114,7 @@ def main() -> None:
     hist = supervised_finetune(model, proc, train + cur, cfg, progress=True, on_step=on_step, curriculum=cur)
     inside = eval_cpu[0]  # the last evaluation runs after the warm start's clock stops
     evaluate(args.steps)
-    result.update(seconds=time.monotonic() - t0, precision=cfg.precision,
+    result.update(seconds=time.monotonic() - t0,
                   cpu_seconds_per_step=(hist["cpu_seconds"] - inside) / hist["steps"])
     if "pixel_loss" in hist:
         result["pixel_loss"] = hist["pixel_loss"][:: max(1, len(hist["pixel_loss"]) // 100)]
