@@ -88,16 +88,20 @@ class ComputeResource(dg.ConfigurableResource):
         return [sys.executable, "-m", "orchestration.pipes_train"]
 
 
+DEFAULT_BENCHMARKS = "procedural,procedural_yesno,procedural_open"
+
+
 class BenchmarkSuite(dg.ConfigurableResource):
     """Benchmarks every `benchmark_scores` partition is scored on.
 
     `benchmarks` reads like the CLI's --bench flags, comma separated:
     "procedural,MathVista=/data/vlmeval,ChartQA=/data/chartqa.parquet"
-    (env ZEROFORGE_BENCHMARKS; default: the procedural held-out benchmark).
+    (env ZEROFORGE_BENCHMARKS; default: the procedural held-out benchmark in its three answer forms,
+    4-option, yes/no and open, the forms public VQA benchmarks use).
     `limit` caps samples per benchmark (0: all), for quick checks.
     """
 
-    benchmarks: str = "procedural"
+    benchmarks: str = DEFAULT_BENCHMARKS
     limit: int = 0
 
     def parsed(self) -> dict[str, str | None]:
@@ -117,7 +121,7 @@ def resources_from_env() -> dict:
         "home": ZeroforgeHome(),
         "compute": ComputeResource(device=os.environ.get("ZEROFORGE_DEVICE", "auto")),
         "benchmarks": BenchmarkSuite(
-            benchmarks=os.environ.get("ZEROFORGE_BENCHMARKS", "procedural"),
+            benchmarks=os.environ.get("ZEROFORGE_BENCHMARKS", DEFAULT_BENCHMARKS),
             limit=int(os.environ.get("ZEROFORGE_BENCHMARK_LIMIT", "0")),
         ),
     }

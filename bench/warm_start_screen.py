@@ -32,7 +32,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=1000, help="warm-start steps (the demo's: 1000)")
     ap.add_argument("--train-images", type=int, default=1500, help="train images (the demo's: 1500)")
-    ap.add_argument("--mix", default="", help="a retrieval.world.tasks.MIXES name (default: every 4-option type)")
+    ap.add_argument("--mix", default="", help="a retrieval.world.tasks.MIXES name, or a TaskMix as JSON "
+                    "('{\"types\": {...}, \"kinds\": {...}}'); default: every 4-option type")
     ap.add_argument("--recipes", default="vzero", help="comma-separated recipes whose formats are taught (the demo's: vzero)")
     ap.add_argument("--curriculum-images", type=int, default=0, help="perception-curriculum images (0: none)")
     ap.add_argument("--curriculum-steps", type=int, default=0, help="first steps drawn from the curriculum alone")
@@ -65,7 +66,8 @@ def main() -> None:
     from retrieval.world.palette import BACKGROUND
     from retrieval.world.tasks import MIXES
 
-    train, _ = bootstrap_datasets(args.train_images, 0, 0, args.recipes.split(","), task_mix=args.mix or None)
+    mix = json.loads(args.mix) if args.mix.startswith("{") else (args.mix or None)
+    train, _ = bootstrap_datasets(args.train_images, 0, 0, args.recipes.split(","), task_mix=mix)
     cur = curriculum_examples(args.curriculum_images, 0) if args.curriculum_images else []
     val = labeled_examples("validation", args.val_images)
     for kind in filter(None, args.kinds.split(",")):

@@ -39,6 +39,7 @@ from evaluation.scorers import (
     MMEScorer,
     MultipleChoiceScorer,
     PopeScorer,
+    ProceduralAnswerScorer,
     ProceduralScorer,
     Scorer,
     YesNoScorer,
@@ -58,6 +59,9 @@ class BenchmarkSpec:
 
 
 PROCEDURAL = "procedural"
+# The same test-split images asked as yes/no and as open questions (`evaluation.procedural.KINDS`).
+PROCEDURAL_YESNO = "procedural_yesno"
+PROCEDURAL_OPEN = "procedural_open"
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     s.name: s
@@ -73,6 +77,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {
         BenchmarkSpec("MME", MMEScorer(), ("MME.tsv",), "test"),
         BenchmarkSpec("HallusionBench", HallusionBenchScorer(), ("HallusionBench.tsv",), "image"),
         BenchmarkSpec(PROCEDURAL, ProceduralScorer(), needs_path=False),
+        BenchmarkSpec(PROCEDURAL_YESNO, ProceduralAnswerScorer("yesno"), needs_path=False),
+        BenchmarkSpec(PROCEDURAL_OPEN, ProceduralAnswerScorer("open"), needs_path=False),
     )
 }
 
@@ -197,17 +203,18 @@ def open_benchmark(
     spec = find_spec(name)
     if spec is not None and rule not in (None, "", "auto"):
         raise ValueError(f"--rule {name}={rule}: {spec.name} is scored by its published rule; rules apply to custom sets")
-    if spec is not None and spec.name == PROCEDURAL:
-        from evaluation.procedural import DEFAULT_IMAGES, describe, procedural_samples
+    if spec is not None and spec.name in (PROCEDURAL, PROCEDURAL_YESNO, PROCEDURAL_OPEN):
+        from evaluation.procedural import DEFAULT_IMAGES, KINDS, describe, procedural_samples
 
         n_images = DEFAULT_IMAGES
         if path not in (None, ""):
             if not str(path).isdigit() or int(path) <= 0:
-                raise BenchmarkFileError(f"benchmark procedural takes no path (or a number of images), found {path!r}")
+                raise BenchmarkFileError(f"benchmark {spec.name} takes no path (or a number of images), found {path!r}")
             n_images = int(path)
-        samples = procedural_samples(n_images, limit=limit)
-        source = describe(n_images)
-        return LoadedBenchmark(spec, source, _check_samples(spec, samples, "procedural"))
+        kind = KINDS[spec.name]
+        samples = procedural_samples(n_images, limit=limit, kind=kind)
+        source = describe(n_images) + {"mc": "", "yesno": ", yes/no questions", "open": ", open questions"}[kind]
+        return LoadedBenchmark(spec, source, _check_samples(spec, samples, spec.name))
     if spec is None:
         if path in (None, ""):
             known = sorted(BENCHMARKS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from evaluation.readers import BenchSample
 from retrieval.world.splits import SPLITS, split_seed, split_tasks
+from retrieval.world.tasks import MIXES
 
 SPLIT = "test"
 DEFAULT_IMAGES = 150  # ~3.6 questions per image: ~550 questions over every task type (as the base model's card)
@@ -25,14 +26,27 @@ def describe(n_images: int = DEFAULT_IMAGES, seed: int = 0) -> str:
     return f"procedural world, {SPLIT} split: {n_images} images, seed {split_seed(SPLIT, seed)}"
 
 
-def procedural_samples(n_images: int = DEFAULT_IMAGES, seed: int = 0, size: int = 64, limit: int | None = None) -> list[BenchSample]:
-    """Every labeled task of `n_images` test-split world images (the first `limit` if given); `seed` is the run seed."""
+# The answer kind of each procedural benchmark: the 4-option set, then the same images asked as yes/no and
+# as open questions (the `all` mix's questions of that kind: every task type that has the form).
+KINDS = {"procedural": "mc", "procedural_yesno": "yesno", "procedural_open": "open"}
+
+
+def procedural_samples(n_images: int = DEFAULT_IMAGES, seed: int = 0, size: int = 64, limit: int | None = None,
+                       kind: str = "mc") -> list[BenchSample]:
+    """Every labeled task of `n_images` test-split world images (the first `limit` if given); `seed` is the run seed.
+
+    `kind` "mc": the 4-option questions (options A-D); "yesno" or "open": the same images' questions of that
+    form, without options, the answer "yes"/"no" or one word or number."""
     if n_images <= 0:
         raise ValueError(f"n_images must be positive, found {n_images}")
+    if kind not in KINDS.values():
+        raise ValueError(f"kind must be one of {sorted(set(KINDS.values()))}, found {kind!r}")
+    mix = None if kind == "mc" else MIXES["all"].only(kind)
     out: list[BenchSample] = []
-    for wi, t in split_tasks(SPLIT, n_images, seed, size=size):
+    for wi, t in split_tasks(SPLIT, n_images, seed, size=size, mix=mix):
+        options = dict(zip("ABCD", t.options)) if kind == "mc" else {}
         out.append(BenchSample(
-            id=t.task_id, images=[wi.image], question=t.question, answer=t.answer, options=dict(zip("ABCD", t.options)),
+            id=t.task_id, images=[wi.image], question=t.question, answer=t.answer, options=options,
             meta={"task_type": t.task_type, "kind": wi.kind, "difficulty": wi.difficulty, "image_id": wi.id,
                   "world_seed": wi.seed, "answer_text": t.answer_text},
         ))
@@ -41,4 +55,4 @@ def procedural_samples(n_images: int = DEFAULT_IMAGES, seed: int = 0, size: int 
     return out
 
 
-__all__ = ["DEFAULT_IMAGES", "SPLIT", "SPLITS", "describe", "procedural_samples"]
+__all__ = ["DEFAULT_IMAGES", "KINDS", "SPLIT", "SPLITS", "describe", "procedural_samples"]

@@ -39,7 +39,7 @@ from evaluation.answers import (
 )
 from evaluation.readers import BenchSample
 from evaluation.stats import Score, bootstrap_intervals
-from models.formats import solver_prompt
+from models.formats import extract_answer, normalize_answer, solver_prompt
 
 BOOTSTRAP_RESAMPLES = 1000
 
@@ -420,3 +420,25 @@ class ProceduralScorer(Scorer):
         agg = super().aggregate(samples, judgements, seed)
         agg.sub_scores.update(breakdown(samples, judgements, "kind", prefix="kind:"))
         return agg
+
+
+class ProceduralAnswerScorer(ProceduralScorer):
+    """The world's held-out yes/no or open (one word or number) questions, asked and read as the warm start
+    teaches them: `solver_prompt(question, None, kind)`, the last `\\boxed{}` holding "yes"/"no" or the
+    answer, compared after `models.formats.normalize_answer` ("Three." reads as "3")."""
+
+    max_new_tokens = 12
+
+    def __init__(self, kind: str) -> None:
+        if kind not in ("yesno", "open"):
+            raise ValueError(f"kind must be yesno or open, found {kind!r}")
+        self.kind = kind
+        self.rule_name = f"boxed_{kind}"
+        self.prompt_template = f"models.formats.solver_prompt(question, None, {kind!r}): the question and its answer instruction"
+
+    def prompt(self, s: BenchSample) -> str:
+        return solver_prompt(s.question, None, self.kind)
+
+    def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
+        value, _ = extract_answer(reply, None, self.kind)  # None: no box, or (yes/no) a box holding neither word
+        return Judgement(value, value is not None and value == normalize_answer(s.answer), "boxed_answer" if value else "none")

@@ -184,6 +184,27 @@ def test_procedural_accepts_a_boxed_option_text(reply, extracted, correct, sourc
     assert ProceduralScorer().judge_reply(s, reply) == Judgement(extracted, correct, source)
 
 
+def test_procedural_yes_no_and_open_sets_are_asked_and_read_as_the_warm_start_teaches():
+    from evaluation.benchmarks import open_benchmark
+    from models.formats import solver_prompt
+
+    yn, op = open_benchmark("procedural_yesno", "20"), open_benchmark("procedural_open", "20")
+    assert {s.answer for s in yn.samples} == {"yes", "no"} and all(not s.options for s in yn.samples + op.samples)
+    assert not ({s.answer for s in op.samples} & {"yes", "no", "A", "B", "C", "D"}) and len(op.samples) >= 20
+    assert "yes/no questions" in yn.source and "open questions" in op.source
+    s = yn.samples[0]
+    assert yn.spec.scorer.prompt(s) == solver_prompt(s.question, None, "yesno")
+    other = "no" if s.answer == "yes" else "yes"
+    got = [yn.spec.scorer.judge_reply(s, r) for r in (f"\\boxed{{{s.answer}}}", f"\\boxed{{{other}}}", "\\boxed{maybe}", s.answer)]
+    assert [(j.correct, j.extracted_from) for j in got] == [(True, "boxed_answer"), (False, "boxed_answer"), (False, "none"), (False, "none")]
+    three = sample(0, "3")
+    scorer = op.spec.scorer
+    assert [scorer.judge_reply(three, r).correct for r in ("\\boxed{Three.}", "\\boxed{3}", "\\boxed{4}", "3")] == [True, True, False, False]
+    assert {s.meta["task_type"] for s in op.samples} >= {"color", "count"}
+    with pytest.raises(ValueError, match="yesno or open"):
+        type(scorer)("mc")
+
+
 def test_judgements_say_where_the_answer_was_found():
     opts = {"A": "cat", "B": "dog"}
     mc = MultipleChoiceScorer()
