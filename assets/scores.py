@@ -22,11 +22,13 @@ from assets.iteration import write_png
 from assets.resources import BenchmarkSuite, ZeroforgeHome
 from assets.store import IterationStore
 from evaluation.plots import _to_png, accuracy_bars, plt, png_markdown
-from evaluation.runner import EvalReport, compare, evaluate_model, regressed
+from evaluation.runner import EvalReport, compare, evaluate_model, regression_verdict
 from models.files import atomic_write_json
 from recipes.core.audit import consistency_report
 from recipes.core.bootstrap import labeled_examples
 from recipes.core.context import IterationContext
+
+REGRESSION_ALPHA = 0.05  # one-sided: only losses count against an iteration
 
 
 def score_iteration(ctx: IterationContext, solver_dir: Path, parent_label: str, store: IterationStore,
@@ -85,24 +87,38 @@ def score_iteration(ctx: IterationContext, solver_dir: Path, parent_label: str, 
 
 def build_score_assets(recipe: str, benchmark_scores: dg.AssetsDefinition, parts) -> list:
     @dg.asset_check(asset=benchmark_scores, name="benchmark_scores_did_not_regress", blocking=False, partitions_def=parts,
-                    description="WARN when a benchmark drops from the parent by more than the 95% intervals allow.")
+                    description="WARN when a configured benchmark lost significantly more questions than it gained, "
+                                "against the parent or against the base model (exact one-sided McNemar test on the same "
+                                "questions, p < 0.05; without per-question predictions, a drop beyond the two 95% "
+                                "intervals). Against the base too, so a slow drift over several iterations, each step "
+                                "within noise, is still seen.")
     def did_not_regress(context: dg.AssetCheckExecutionContext, home: ZeroforgeHome) -> dg.AssetCheckResult:
         store = IterationStore(home.path)
         key = context.partition_key
         cur = EvalReport.load(store.eval_dir(recipe, key))
         prev = EvalReport.load(store.parent_eval_dir(recipe, key))
-        rows, dropped = [], []
+        base_dir = store.base_eval_dir(recipe)
+        base = EvalReport.load(base_dir) if base_dir != store.parent_eval_dir(recipe, key) and (base_dir / "report.json").is_file() else None
+        rows, dropped, changes = [], [], {}
+
         for name, r in cur.results.items():
             if name not in prev.results:
                 continue
             p = prev.results[name]
-            bad = regressed(p, r)
+            bad, vs_parent, changes[f"{name} vs parent"] = regression_verdict(p, r, REGRESSION_ALPHA)
+            vs_base = "-"
+            if base is not None and name in base.results:
+                bad_base, vs_base, changes[f"{name} vs base"] = regression_verdict(base.results[name], r, REGRESSION_ALPHA)
+                bad = bad or bad_base
             dropped += [name] if bad else []
-            rows.append(f"| {name} | {p.score:.4f} [{p.ci95[0]:.4f}, {p.ci95[1]:.4f}] | "
-                        f"{r.score:.4f} [{r.ci95[0]:.4f}, {r.ci95[1]:.4f}] | {'REGRESSED' if bad else 'ok'} |")
-        table = "| benchmark | parent | this iteration | verdict |\n|---|---|---|---|\n" + "\n".join(rows)
+            rows.append(f"| {name} | {p.score:.4f} | {r.score:.4f} [{r.ci95[0]:.4f}, {r.ci95[1]:.4f}] | {vs_parent} | {vs_base} | "
+                        f"{'REGRESSED' if bad else 'ok'} |")
+        table = ("| benchmark | parent | this iteration | vs parent | vs base | verdict |\n|---|---|---|---|---|---|\n"
+                 + "\n".join(rows))
         return dg.AssetCheckResult(passed=not dropped, severity=dg.AssetCheckSeverity.WARN,
-                                   metadata={"regressed": dg.MetadataValue.json(dropped), "comparison": dg.MetadataValue.md(table)})
+                                   description=(f"regressed: {', '.join(dropped)}" if dropped else "no benchmark lost significantly"),
+                                   metadata={"regressed": dg.MetadataValue.json(dropped), "comparison": dg.MetadataValue.md(table),
+                                             "paired": dg.MetadataValue.json({k: v for k, v in changes.items() if v})})
 
     @dg.asset(name="leaderboard", key_prefix=[recipe], deps=[benchmark_scores.key], group_name=f"{recipe}_summary",
               kinds={"pandas"}, description=f"Base model and every {recipe} iteration on every benchmark.")

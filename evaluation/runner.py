@@ -42,7 +42,9 @@ from evaluation.report import (  # noqa: F401  (re-exported: callers import the 
     BenchmarkResult,
     EvalReport,
     compare,
+    paired_change,
     regressed,
+    regression_verdict,
 )
 from evaluation.scorers import Aggregate, Judgement, Scorer
 

@@ -22,6 +22,7 @@ import dagster as dg
 import matplotlib
 
 from assets.store import IterationStore, iteration_key
+from evaluation.runner import REPORT_FILE, EvalReport, regression_verdict
 from evaluation.stats import paired_difference
 from orchestration.presets import LOOP_DEFAULTS, foundation_run_config
 from orchestration.runs import materialization_metadata, run_foundation, run_iteration, run_leaderboard
@@ -79,6 +80,23 @@ def gain_sentence(store: IterationStore, recipe: str, keys: list[str]) -> str:
                "includes zero: no gain the held-out set can show")
     return (f"\n{keys[-1]} vs base, greedy on the same {d['n']} held-out questions: {100 * d['diff']:+.1f} points "
             f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] (paired bootstrap); the interval {verdict}.")
+
+
+def benchmark_sentence(store: IterationStore, recipe: str, keys: list[str]) -> str:
+    """The last iteration against the base on every configured benchmark, question by question."""
+    base_dir, last_dir = store.base_eval_dir(recipe), store.eval_dir(recipe, keys[-1]) if keys else None
+    if not keys or not (base_dir / REPORT_FILE).is_file() or not (last_dir / REPORT_FILE).is_file():
+        return ""
+    base, last = EvalReport.load(base_dir), EvalReport.load(last_dir)
+    parts, lost = [], []
+    for name, r in last.results.items():
+        if name in base.results:
+            bad, summary, _ = regression_verdict(base.results[name], r)
+            parts.append(f"  {name}: {base.results[name].score:.3f} -> {r.score:.3f} ({summary})" + ("  LOST" if bad else ""))
+            lost += [name] if bad else []
+    verdict = (f"lost significantly on {', '.join(lost)} (benchmark_scores_did_not_regress warns)" if lost
+               else "no benchmark lost significantly")
+    return f"\n{keys[-1]} vs base on every benchmark (same questions; gained/lost, one-sided McNemar p): {verdict}\n" + "\n".join(parts)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -184,11 +202,12 @@ def run_demo(instance: dg.DagsterInstance, home: Path, profile: str, recipe: str
         board = run_leaderboard(instance, recipe)
         if board.success:
             md = materialization_metadata(board).get(f"{recipe}/leaderboard", {})
-            out(f"\nleaderboard (evaluation harness, greedy, its `procedural` benchmark set; {md.get('path', '')}):\n{md.get('table', '')}")
+            out(f"\nleaderboard (evaluation harness, greedy, the configured benchmarks; {md.get('path', '')}):\n{md.get('table', '')}")
     plot = progress_plot(store, recipe, keys)
     if plot:
         out(f"Plot: {plot}")
     out(gain_sentence(store, recipe, keys))
+    out(benchmark_sentence(store, recipe, keys))
     text, failed = guard_summary(store, recipe, keys)
     out(f"\nguards (what each checks: the asset checks' descriptions in `zeroforge ui`):\n{text}")
     if failed:

@@ -158,6 +158,9 @@ def test_demo_cli_records_runs_on_a_persistent_instance(tmp_path):
     runs = instance.get_runs()
     assert sorted(r.job_name for r in runs) == ["demo_job", "vzero_iteration", "vzero_leaderboard"]
     assert "vzero: 1 iteration(s) on the embedded default" in proc.stdout and "iter-0001" in proc.stdout
+    # every configured benchmark against the base, paired; the three procedural forms by default
+    assert "iter-0001 vs base on every benchmark" in proc.stdout
+    assert all(f"  {b}: " in proc.stdout for b in ("procedural", "procedural_yesno", "procedural_open"))
 
 
 def test_base_model_is_reused_for_the_same_config_and_rebuilt_on_request(tmp_path):

@@ -166,6 +166,30 @@ def test_regressed(prev, cur, expected):
     assert regressed(prev, cur) is expected
 
 
+def test_paired_regression_sees_a_drop_the_intervals_miss(tmp_path):
+    """The same 387 questions, 17 turned right and 38 wrong (the demo's open questions after two iterations):
+    -5.4 points, inside the two intervals but clearly a loss when paired; without predictions, the intervals."""
+    from evaluation.report import paired_change, regression_verdict
+
+    ids = [f"q{i}" for i in range(387)]
+    before = [i < 118 for i in range(387)]  # 118 right: 30.5%
+    after = [(b and not (i < 38)) or (not b and i < 118 + 17) for i, b in enumerate(before)]
+    for name, flags in (("before", before), ("after", after)):
+        pd.DataFrame({"id": ids, "correct": flags, "reply": "x"}).to_parquet(tmp_path / f"{name}.parquet")
+    prev = BenchmarkResult("open", "accuracy", sum(before) / 387, 387, (0.261, 0.353), {}, "p", str(tmp_path / "before.parquet"), "s", 12, 1.0)
+    cur = BenchmarkResult("open", "accuracy", sum(after) / 387, 387, (0.210, 0.296), {}, "p", str(tmp_path / "after.parquet"), "s", 12, 1.0)
+    assert not regressed(prev, cur)  # the unpaired test does not see it
+    change = paired_change(prev, cur)
+    assert (change["n"], change["gained"], change["lost"], change["delta"]) == (387, 17, 38, -5.43)
+    assert 0.002 < change["p_more_losses"] < 0.005
+    bad, summary, _ = regression_verdict(prev, cur)
+    assert bad and summary == "-5.4 pts, +17/-38, p=0.00323"
+    assert regression_verdict(cur, prev)[0] is False  # gains never count against an iteration
+    assert paired_change(prev, prev)["p_more_losses"] == 1.0
+    gone = BenchmarkResult("open", "accuracy", 0.25, 387, (0.21, 0.30), {}, "p", str(tmp_path / "missing.parquet"), "s", 12, 1.0)
+    assert paired_change(prev, gone) is None and regression_verdict(prev, gone)[1] == "intervals only"
+
+
 def test_regressed_rejects_scores_without_interval():
     with pytest.raises(ValueError, match="ci95"):
         regressed({"score": 0.5}, {"score": 0.4, "ci95": [0.3, 0.5]})
