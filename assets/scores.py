@@ -100,7 +100,6 @@ def build_score_assets(recipe: str, benchmark_scores: dg.AssetsDefinition, parts
         base_dir = store.base_eval_dir(recipe)
         base = EvalReport.load(base_dir) if base_dir != store.parent_eval_dir(recipe, key) and (base_dir / "report.json").is_file() else None
         rows, dropped, changes = [], [], {}
-
         for name, r in cur.results.items():
             if name not in prev.results:
                 continue

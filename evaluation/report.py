@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from evaluation.stats import Score
+from evaluation.stats import Score, mcnemar_losses_p
 
 REPORT_FILE = "report.json"
 RATIO_METRICS = ("accuracy", "relaxed_accuracy", "f1", "aAcc")  # printed as percentages
@@ -263,7 +263,6 @@ def paired_change(prev: BenchmarkResult, cur: BenchmarkResult) -> dict | None:
     intervals there.
     """
     import pandas as pd
-    from scipy.stats import binomtest
 
     paths = [Path(r.predictions_path) for r in (prev, cur)]
     if not all(p.is_file() for p in paths):
@@ -274,7 +273,7 @@ def paired_change(prev: BenchmarkResult, cur: BenchmarkResult) -> dict | None:
         return None
     was, now = both["correct_prev"].astype(bool), both["correct_cur"].astype(bool)
     gained, lost = int((now & ~was).sum()), int((was & ~now).sum())
-    p = 1.0 if gained + lost == 0 else float(binomtest(lost, gained + lost, 0.5, alternative="greater").pvalue)
+    p = mcnemar_losses_p(gained, lost)
     return {"n": len(both), "gained": gained, "lost": lost, "delta": round(100 * (gained - lost) / len(both), 2),
             "p_more_losses": round(p, 5)}
 

@@ -142,3 +142,11 @@ def paired_difference(before, after, n_resamples: int = 2000, seed: int = 0) -> 
     diffs = np.array([int(a) - int(b) for b, a in zip(before, after)], dtype=float)
     lo, hi = bootstrap_interval(len(diffs), lambda idx: diffs[idx].mean(), n_resamples=n_resamples, seed=seed)
     return {"diff": float(diffs.mean()) if len(diffs) else 0.0, "ci95": [lo, hi], "n": len(diffs)}
+
+
+def mcnemar_losses_p(gains: int, losses: int) -> float:
+    """One-sided exact McNemar: P(at least `losses` of the discordant pairs are losses | no real change)."""
+    from scipy.stats import binomtest
+
+    n = gains + losses
+    return 1.0 if n == 0 else float(binomtest(losses, n, 0.5, alternative="greater").pvalue)

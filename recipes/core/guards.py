@@ -36,9 +36,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from scipy.stats import binomtest
-
-from evaluation.stats import Accuracy
+from evaluation.stats import Accuracy, mcnemar_losses_p
 from recipes.core.config import GuardConfig
 
 CHANCE_4_OPTIONS = 0.25
@@ -75,12 +73,6 @@ def top_share(answers: Sequence[str]) -> tuple[str, float]:
         return NO_ANSWER, 0.0
     answer, k = Counter(answers).most_common(1)[0]
     return answer, k / len(answers)
-
-
-def mcnemar_losses_p(gains: int, losses: int) -> float:
-    """One-sided exact McNemar: P(at least `losses` of the discordant pairs are losses | no real change)."""
-    n = gains + losses
-    return 1.0 if n == 0 else float(binomtest(losses, n, 0.5, alternative="greater").pvalue)
 
 
 def answer_collapse(current: Sequence[dict], parent: Sequence[dict] | None, base: Sequence[dict] | None,
