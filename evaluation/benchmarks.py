@@ -213,8 +213,7 @@ def open_benchmark(
             n_images = int(path)
         kind = KINDS[spec.name]
         samples = procedural_samples(n_images, limit=limit, kind=kind)
-        source = describe(n_images) + {"mc": "", "yesno": ", yes/no questions", "open": ", open questions"}[kind]
-        return LoadedBenchmark(spec, source, _check_samples(spec, samples, spec.name))
+        return LoadedBenchmark(spec, describe(n_images, kind=kind), _check_samples(spec, samples, spec.name))
     if spec is None:
         if path in (None, ""):
             known = sorted(BENCHMARKS)

@@ -22,8 +22,11 @@ SPLIT = "test"
 DEFAULT_IMAGES = 150  # ~3.6 questions per image: ~550 questions over every task type (as the base model's card)
 
 
-def describe(n_images: int = DEFAULT_IMAGES, seed: int = 0) -> str:
-    return f"procedural world, {SPLIT} split: {n_images} images, seed {split_seed(SPLIT, seed)}"
+_FORM = {"mc": "", "yesno": ", yes/no questions", "open": ", open questions"}
+
+
+def describe(n_images: int = DEFAULT_IMAGES, seed: int = 0, kind: str = "mc") -> str:
+    return f"procedural world, {SPLIT} split: {n_images} images, seed {split_seed(SPLIT, seed)}{_FORM[kind]}"
 
 
 # The answer kind of each procedural benchmark: the 4-option set, then the same images asked as yes/no and
