@@ -256,6 +256,16 @@ def greedy_flags(engine, qs):
     return [a[0] == q.answer for a, q in zip(got, qs)], [a[0] for a in got]
 
 
+def open_form(qs: list[Question]) -> list[Question]:
+    """The questions whose task type the world also asks openly (what `procedural_open` scores)."""
+    return [q for q in qs if q.answer is not None and "open" in ASKERS.get(q.task_type, ("", ()))[1]]
+
+
+def open_flags(engine, qs: list[Question]) -> list[bool]:
+    """Greedy answers to the questions asked without their options: right when the answer names the true option."""
+    return [a[0] == q.answer for a, q in zip(open_answers(engine, qs, 1, 0.0, 0), qs)]
+
+
 def cmd_headroom(args) -> dict:
     mix = load_mix(args.mix)
     qs = template_questions(split_images(args.split, args.images, seed=args.offset), args.seed, mix)
@@ -318,8 +328,13 @@ def load_mix(name: str):
     return MIXES[name]
 
 
-def grpo_rows(kept, use_truth: bool, noisy_views: int, view_cfg, seed: int) -> list[dict]:
-    """Solver GRPO rows; with `noisy_views` > 0 each question appears once per view of its image (Noisy Student)."""
+def grpo_rows(kept, use_truth: bool, noisy_views: int, view_cfg, seed: int, open_twins: float = 0.0) -> list[dict]:
+    """Solver GRPO rows; with `noisy_views` > 0 each question appears once per view of its image (Noisy Student).
+
+    With `open_twins` > 0 that share of the questions also trains asked without options, the target option's
+    text as the label (`recipes.core.loop.open_twin`, what the loop's `open_twin_share` does)."""
+    from recipes.core.loop import open_twin, takes_twin
+
     rows = []
     for q, label in kept:
         target = q.answer if use_truth else label
@@ -327,8 +342,11 @@ def grpo_rows(kept, use_truth: bool, noisy_views: int, view_cfg, seed: int) -> l
             continue
         images = [q.image] if noisy_views == 0 else [
             view(q.image, hash_seed(q, seed, 100 + k), view_cfg, kind_of_image_id(q.image_id)) for k in range(noisy_views)]
+        twin = open_twin(q.question, q.options, target) if takes_twin(f"{q.image_id}|{q.question}", open_twins, seed) else None
         for im in images:
             rows.append({"prompt": build_messages(q.prompt, 1), "image": im, "pseudo_label": target})
+            if twin:
+                rows.append({"prompt": build_messages(twin[0], 1), "image": im, "pseudo_label": twin[1]})
     random.Random(seed).shuffle(rows)
     return rows
 
@@ -342,7 +360,7 @@ def label_questions(engine, qs, args, view_cfg, seed):
     return labeled
 
 
-def run_iterations(args, base: Path, work: Path, mix, hp, view_cfg, clock, eval_qs, base_ok) -> dict:
+def run_iterations(args, base: Path, work: Path, mix, hp, view_cfg, clock, eval_qs, base_ok, base_open_ok) -> dict:
     from models.grpo import train_grpo
     from recipes.core.rewards import choice_format, solver_accuracy
 
@@ -379,7 +397,7 @@ def run_iterations(args, base: Path, work: Path, mix, hp, view_cfg, clock, eval_
         for arm in arms:
             use_truth = arm == "true_label"
             arm_kept = kept if not use_truth or args.control_questions == "label_free" else None
-            rows = grpo_rows(arm_kept, use_truth, args.noisy_views, view_cfg, args.seed + it)
+            rows = grpo_rows(arm_kept, use_truth, args.noisy_views, view_cfg, args.seed + it, args.open_twins)
             if not rows:
                 why = (f"none of the {len(kept)} kept questions has a true answer the world knows" if use_truth and kept
                        else "nothing kept in the band")
@@ -388,7 +406,10 @@ def run_iterations(args, base: Path, work: Path, mix, hp, view_cfg, clock, eval_
                 res = train_grpo(parents[arm], work / f"{arm}-{it}", rows, [solver_accuracy, choice_format], hp,
                                  reward_weights=[0.9, 0.1])
             with clock(f"iter{it}/{arm}/eval"):
-                ok, ans = greedy_flags(engine_for(work / f"{arm}-{it}"), eval_qs)
+                eng = engine_for(work / f"{arm}-{it}")
+                ok, ans = greedy_flags(eng, eval_qs)
+                open_ok = open_flags(eng, open_form(eval_qs))
+                del eng
             rec = {**info, "rows": len(rows), "greedy": acc(ok), "gain_vs_base": paired(base_ok, ok),
                    "valid": acc([a is not None for a in ans]), "train_cpu_s": round(res.cpu_seconds, 1),
                    "train_wall_s": round(res.seconds, 1), "cpu_s_per_step": round(res.cpu_seconds / max(1, res.steps), 2),
@@ -397,12 +418,15 @@ def run_iterations(args, base: Path, work: Path, mix, hp, view_cfg, clock, eval_
                    "useful_share_trained": res.series("dynamic_sampling/useful_share_trained"),
                    "useful_share_sampled": res.series("dynamic_sampling/useful_share_sampled"),
                    "refilled_share": res.series("dynamic_sampling/refilled_share"),
-                   "by_type": by_type(eval_qs, ok), "flags": [int(x) for x in ok]}
+                   "by_type": by_type(eval_qs, ok), "flags": [int(x) for x in ok],
+                   "open": acc(open_ok), "open_gain_vs_base": paired(base_open_ok, open_ok),
+                   "open_flags": [int(x) for x in open_ok]}
             if it > 1:
                 rec["gain_vs_previous"] = paired(out[arm][-1]["flags"], ok)
             out[arm].append(rec)
             parents[arm] = work / f"{arm}-{it}"
             print(f"  {arm:10s} iter {it}: greedy {fmt(rec['greedy'])}  gain vs base {fmt_diff(rec['gain_vs_base'])}  "
+                  f"open {fmt(rec['open'])} gain {fmt_diff(rec['open_gain_vs_base'])}  "
                   f"train {rec['train_cpu_s']} cpu-s ({rec['cpu_s_per_step']}/step, wall {rec['train_wall_s']}s)  "
                   f"zero-std {mean(rec['frac_reward_zero_std']):.2f}  load {loadavg()}", flush=True)
     return out
@@ -435,13 +459,20 @@ def cmd_loop(args) -> dict:
     clock = Clock()
     eval_qs = template_questions(split_images(args.split, args.eval_images, seed=args.eval_offset), args.seed + 5, mix)
     with clock("eval/base"):
-        base_ok, base_ans = greedy_flags(engine_for(args.base), eval_qs)
-    print(f"{args.split}: {len(eval_qs)} questions; base greedy {fmt(acc(base_ok))}", flush=True)
+        eng = engine_for(args.base)
+        base_ok, base_ans = greedy_flags(eng, eval_qs)
+        base_open_ok = open_flags(eng, open_form(eval_qs))
+        del eng
+    print(f"{args.split}: {len(eval_qs)} questions; base greedy {fmt(acc(base_ok))}; "
+          f"the same asked openly {fmt(acc(base_open_ok))}", flush=True)
     hp = hyperparams(args)
     with tempfile.TemporaryDirectory() as tmp:
-        arms = run_iterations(args, Path(args.base), Path(tmp), mix, hp, view_cfg, clock, eval_qs, base_ok)
+        if args.work:
+            tmp = args.work
+            Path(tmp).mkdir(parents=True, exist_ok=True)
+        arms = run_iterations(args, Path(args.base), Path(tmp), mix, hp, view_cfg, clock, eval_qs, base_ok, base_open_ok)
     report = {"machine": _common.machine(), "args": vars(args), "hyperparams": hp.to_dict(), "eval_n": len(eval_qs),
-              "base": {"greedy": acc(base_ok), "by_type": by_type(eval_qs, base_ok)}, "arms": arms,
+              "base": {"greedy": acc(base_ok), "by_type": by_type(eval_qs, base_ok), "open": acc(base_open_ok)}, "arms": arms,
               "phases": clock.phases, "load": loadavg()}
     if "true_label" in arms:
         lf, tl = arms["label_free"][-1]["gain_vs_base"][0], arms["true_label"][-1]["gain_vs_base"][0]
@@ -484,6 +515,9 @@ def main() -> None:
     lp.add_argument("--views", type=int, default=0, help="label-preserving views in the vote (0: clean image only)")
     lp.add_argument("--open-votes", type=int, default=0, help="extra votes from the question asked without options")
     lp.add_argument("--noisy-views", type=int, default=0, help="train on this many views per kept question (Noisy Student)")
+    lp.add_argument("--work", help="keep every trained checkpoint here (default: a temporary folder)")
+    lp.add_argument("--open-twins", type=float, default=0.0,
+                    help="share of kept questions also trained asked openly, the label's option text as the target")
     lp.add_argument("--band", type=float, nargs=2, default=[0.3, 0.8])
     lp.add_argument("--steps", type=int, default=30)
     lp.add_argument("--group", type=int, default=8)

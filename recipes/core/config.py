@@ -120,6 +120,9 @@ class LoopConfig:
     vote_max_new_tokens: int = hfield(16, "Reply length limit of the Solver when voting.")
     task_max_new_tokens: int = hfield(256, "Reply length limit of the task makers when building the task set.")
     task_temperature: float = hfield(1.0, "Task makers' sampling temperature when building the task set (papers: 1.0).")
+    open_twin_share: float = hfield(0.0, "Share of the kept 4-option tasks that also train the Solver asked openly: the "
+                                         "stem without its options, the majority option's text as the pseudo-label. 0: "
+                                         "the 4-option form only, which the 4-option reward erodes the open form of.")
     engine_batch_size: int = hfield(32, "Requests per batched generation call.")
     seed: int = hfield(0, "Seed of every draw in the iteration (images, sampling, training).")
     solver: GRPOHyperParams = hfield(

@@ -12,7 +12,10 @@ every recipe:
    rule decides which tasks train the Solver (`label_proposals`; every
    dropped task keeps its reason);
 3. the Solver trains with GRPO on the kept tasks, 0.9 * accuracy against the
-   pseudo-label + 0.1 * format (`train_solver`);
+   pseudo-label + 0.1 * format (`train_solver`); with `open_twin_share` a
+   share of them is also asked without its options, the majority option's
+   text as the label (`open_twin`), so training on 4-option questions does
+   not erode the open answer form;
 4. evaluation on the procedural held-out set (the assets' `benchmark_scores`).
 
 Each step is a plain function of an `IterationContext`, so the Dagster assets
@@ -22,12 +25,14 @@ stay thin and a notebook or `accelerate launch` script can call the same code.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
+from models.formats import LETTERS, normalize_answer, solver_prompt
 from models.generation import InferenceEngine, build_messages
 from models.grpo import GRPOResult, skip_training, train_grpo
 from recipes.core.context import IterationContext
@@ -94,13 +99,45 @@ def label_proposals(ctx: IterationContext, maker_dirs: dict[str, Path]) -> pd.Da
     return label_tasks(ctx, proposals, ctx.engine(ctx.parents["solver"]), ctx.recipe.keep_rule(ctx.config))
 
 
+def open_twin(question: str, options: Sequence[str], label: str | None) -> tuple[str, str] | None:
+    """The open form of a labeled 4-option task: (Solver prompt without the options, the label's option text).
+
+    The label is still the majority of the 4-option vote, never a true answer; None when it is not a letter
+    or its option text is empty.
+
+        >>> from models.formats import kind_of_prompt
+        >>> prompt, label = open_twin("What color is the circle?", ["red", "blue", "green", "pink"], "B")
+        >>> prompt.splitlines()[0], kind_of_prompt(prompt), label
+        ('What color is the circle?', 'open', 'blue')
+    """
+    if label not in LETTERS or len(options) != len(LETTERS):
+        return None
+    text = normalize_answer(str(options[LETTERS.index(label)]))
+    return (solver_prompt(question, None, "open"), text) if text else None
+
+
+def takes_twin(task_id: str, share: float, seed: int) -> bool:
+    """Whether a kept task also trains in the open form: a fixed draw per task and seed, not per run."""
+    return share > 0 and zlib.crc32(f"{task_id}|{seed}".encode()) / 2**32 < share
+
+
 def solver_rows(ctx: IterationContext, task_set: pd.DataFrame) -> list[dict]:
-    """Kept tasks as a GRPO dataset: conversational prompt, image, pseudo-label (never a true label)."""
+    """Kept tasks as a GRPO dataset: conversational prompt, image, pseudo-label (never a true label).
+
+    With `open_twin_share` > 0 that share of the kept tasks is also asked openly (`open_twin`), as a row of its
+    own with `task_id` + "-open"; the rows keep the task set's order, each twin after its task.
+    """
     rows = []
+    share = ctx.config.open_twin_share
     for _, t in task_set[task_set["kept"]].iterrows():
-        req = solver_request(ctx.image(t["image_id"]), t["question"], list(t["options"]))
+        image = ctx.image(t["image_id"])
+        req = solver_request(image, t["question"], list(t["options"]))
         rows.append({"prompt": build_messages(req.prompt, 1), "image": req.images[0], "pseudo_label": t["majority"],
                      "task_id": t["task_id"]})
+        twin = open_twin(t["question"], list(t["options"]), t["majority"]) if takes_twin(t["task_id"], share, ctx.config.seed) else None
+        if twin:
+            rows.append({"prompt": build_messages(twin[0], 1), "image": image, "pseudo_label": twin[1],
+                         "task_id": f"{t['task_id']}-open"})
     return rows
 
 

@@ -153,3 +153,36 @@ def test_gate_checks_the_declared_rule_not_the_loop_band():
     df.at[1, "c"], df.at[0, "kept"], df.at[0, "reason"] = 0.5, False, "too_hard"  # hard kept without its easy sibling
     orphan = _validate(df, rule, ALL_IMAGES, reasons)
     assert "sibling_kept" in {f["column"] for f in orphan.failures()}
+
+
+def _kept_task_set(n: int) -> pd.DataFrame:
+    return pd.DataFrame({"task_id": [f"iter-0001-{i:05d}" for i in range(n)], "image_id": [f"img{i}" for i in range(n)],
+                         "question": ["What color is the circle?"] * n, "options": [["red", "Blue", "green", "pink"]] * n,
+                         "majority": ["B"] * n, "kept": [True] * n})
+
+
+@pytest.mark.parametrize("share, expected", [(0.0, 0), (1.0, 40), (0.5, None)])
+def test_open_twins_ask_a_share_of_kept_tasks_openly_with_the_majority_text(share, expected):
+    from types import SimpleNamespace
+
+    from models.formats import kind_of_prompt, prompt_text
+    from recipes.core.loop import solver_rows
+
+    ctx = SimpleNamespace(config=SimpleNamespace(open_twin_share=share, seed=3), image=lambda image_id: image_id)
+    rows = solver_rows(ctx, _kept_task_set(40))
+    twins = [r for r in rows if r["task_id"].endswith("-open")]
+    mc = [r for r in rows if not r["task_id"].endswith("-open")]
+    assert len(mc) == 40 and all(r["pseudo_label"] == "B" for r in mc)  # every kept task keeps its 4-option row
+    if expected is None:
+        assert 10 < len(twins) < 30  # a fixed per-task draw near the share
+        assert [r["task_id"] for r in solver_rows(ctx, _kept_task_set(40)) if r["task_id"].endswith("-open")] == \
+            [r["task_id"] for r in twins]  # the same draw on a rerun
+    else:
+        assert len(twins) == expected
+    image_of = {r["task_id"]: r["image"] for r in mc}
+    for r in twins:
+        text = prompt_text(r["prompt"])
+        assert kind_of_prompt(text) == "open" and "A. red" not in text  # the stem without its options
+        assert r["pseudo_label"] == "blue"  # the majority's option text, normalised: still no true label
+        assert r["image"] == image_of[r["task_id"].removesuffix("-open")]  # about the same image
+        assert rows.index(r) == [x["task_id"] for x in rows].index(r["task_id"].removesuffix("-open")) + 1
