@@ -90,9 +90,12 @@ def resolve_mix(task_mix: str | dict | TaskMix | None) -> TaskMix | None:
     return MIXES[task_mix]
 
 
-def _example(wi, t) -> SupervisedExample:
+def _example(wi, t, chain: bool = False) -> SupervisedExample:
     options = list(t.options) if t.answer_kind == "mc" else None
-    return SupervisedExample(solver_prompt(t.question, options, t.answer_kind), solver_target(t.answer, t.answer_text, t.answer_kind),
+    target = solver_target(t.answer, t.answer_text, t.answer_kind)
+    if chain and t.answer_kind == "yesno" and t.rationale:
+        target = f"{t.rationale} {target}"  # what the image shows, then the answer: see TaskMix.yesno_chain
+    return SupervisedExample(solver_prompt(t.question, options, t.answer_kind), target,
                              [wi.image], t.task_type, answer=t.answer, options=options, answer_kind=t.answer_kind)
 
 
@@ -100,7 +103,8 @@ def solver_examples(world_images: Sequence, rng: random.Random, mix: str | dict 
     """The labeled tasks of every image (all 4-option types, or a `TaskMix`'s types and answer kinds) as
     Solver prompt -> taught reply (`models.formats`: the option text boxed; yes/no and open answers boxed)."""
     mix = resolve_mix(mix)
-    return [_example(wi, t) for wi in world_images for t in make_tasks(wi, rng, mix)]
+    chain = bool(mix and mix.yesno_chain)
+    return [_example(wi, t, chain) for wi in world_images for t in make_tasks(wi, rng, mix)]
 
 
 def labeled_tasks(split: str, n_images: int, seed: int = 0, mix: str | dict | TaskMix | None = None) -> list[tuple]:

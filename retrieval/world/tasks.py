@@ -60,6 +60,9 @@ class LabeledTask:
     answer: str
     answer_text: str
     answer_kind: str = "mc"
+    # yes/no only: what the image shows that decides the answer ("blue" for "Is the circle red?"), the
+    # answer the same question asked openly would have; "" where the world has no such value (exists)
+    rationale: str = ""
 
     def __post_init__(self) -> None:
         if self.task_type not in ALL_TASK_TYPES:
@@ -258,12 +261,12 @@ def _window_choices(rng: random.Random, correct: int, lo: int, hi: int) -> tuple
 
 
 def _obj_task(wi: WorldImage, task_type: str, kind: str, k: int, question: str, answer: str,
-              mc: tuple[list[str], str] | None = None) -> LabeledTask:
+              mc: tuple[list[str], str] | None = None, rationale: str = "") -> LabeledTask:
     tid = f"{wi.id}/{task_type}/{kind}/{k}"
     if kind == "mc":
         options, letter = mc
         return LabeledTask(tid, wi.id, task_type, question, options, letter, options[LETTERS.index(letter)], "mc")
-    return LabeledTask(tid, wi.id, task_type, question, [], answer, answer, kind)
+    return LabeledTask(tid, wi.id, task_type, question, [], answer, answer, kind, rationale)
 
 
 def _yes_or_other(rng: random.Random, truth: str, others: list[str]) -> tuple[str, str]:
@@ -284,7 +287,7 @@ def _ask_attribute(wi, rng, kind, k, attr: str, describe_by: list[tuple[str, ...
     o, d = rng.choice(cands)
     if kind == "yesno":
         asked, yn = _yes_or_other(rng, o[attr], [x[attr] for x in objs] + vocab)
-        return _obj_task(wi, attr, kind, k, yes_q.format(d=d, asked=asked), yn)
+        return _obj_task(wi, attr, kind, k, yes_q.format(d=d, asked=asked), yn, rationale=o[attr])
     mc = _choices(rng, o[attr], [x[attr] for x in objs], vocab) if kind == "mc" else None
     return _obj_task(wi, attr, kind, k, open_q.format(d=d), o[attr], mc)
 
@@ -339,7 +342,7 @@ def _ask_relation(wi, rng, kind, k):
     a, da, b, db, rel = rng.choice(pairs)
     if kind == "yesno":
         asked, yn = _yes_or_other(rng, rel, list(RELATIONS))
-        return _obj_task(wi, "relation", kind, k, f"Is the {da} {asked} the {db}?", yn)
+        return _obj_task(wi, "relation", kind, k, f"Is the {da} {asked} the {db}?", yn, rationale=rel)
     mc = _choices(rng, rel, list(RELATIONS), []) if kind == "mc" else None
     return _obj_task(wi, "relation", kind, k, f"Where is the {da} relative to the {db}?", rel, mc)
 
@@ -352,7 +355,7 @@ def _ask_chart_extreme(wi, rng, kind, k, task_type):
     noun = "bar" if bar else "point"
     if kind == "yesno":
         asked, yn = _yes_or_other(rng, labels[i], labels)
-        return _obj_task(wi, task_type, kind, k, f"Is {noun} {asked} the {word}?", yn)
+        return _obj_task(wi, task_type, kind, k, f"Is {noun} {asked} the {word}?", yn, rationale=labels[i])
     unused = [lab for lab in CHART_LABELS if lab not in labels]
     mc = _choices(rng, labels[i], labels, unused) if kind == "mc" else None
     return _obj_task(wi, task_type, kind, k, f"Which {noun} is the {word}?", labels[i], mc)
@@ -416,6 +419,9 @@ class TaskMix:
     kinds: tuple[tuple[str, float], ...] = (("mc", 1.0),)
     # warm start only: primer scenes (``retrieval.world.primer``) added per world image, asked the same types
     primer_images: float = 0.0
+    # warm start only: a taught yes/no reply states what it sees before the answer ("blue \\boxed{no}" for
+    # "Is the circle red?", the task's ``rationale``), so the answer is a comparison with a word it wrote
+    yesno_chain: bool = False
 
     def __post_init__(self) -> None:
         unknown = [t for t, _ in self.types if t not in ASKERS]
@@ -426,11 +432,15 @@ class TaskMix:
             raise ValueError(f"unknown answer kinds {bad}; expected some of {ANSWER_KINDS}")
 
     def to_dict(self) -> dict:
-        return {"types": dict(self.types), "kinds": dict(self.kinds), "primer_images": self.primer_images}
+        out = {"types": dict(self.types), "kinds": dict(self.kinds), "primer_images": self.primer_images}
+        if self.yesno_chain:  # only when set, so the mixes without it keep their dict (and a base its fingerprint)
+            out["yesno_chain"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "TaskMix":
-        return cls(tuple(d["types"].items()), tuple(d.get("kinds", {"mc": 1.0}).items()), float(d.get("primer_images", 0.0)))
+        return cls(tuple(d["types"].items()), tuple(d.get("kinds", {"mc": 1.0}).items()), float(d.get("primer_images", 0.0)),
+                   bool(d.get("yesno_chain", False)))
 
     def only(self, *kinds: str) -> "TaskMix":
         """The same types asked in `kinds` only, without primer scenes (e.g. ``mix.only("mc")`` for 4-option questions)."""

@@ -214,6 +214,33 @@ def test_yes_and_no_are_balanced(mixed_tasks):
     assert set(answers) == {"yes", "no"} and abs(answers["yes"] - answers["no"]) < 0.15 * sum(answers.values())
 
 
+def test_yesno_rationale_is_what_decides_the_answer(mixed_tasks):
+    """The rationale is the asked attribute's true value: the answer is yes exactly when the question names it."""
+    with_rationale = [t for _, t in mixed_tasks if t.answer_kind == "yesno" and t.rationale]
+    assert {t.task_type for t in with_rationale} == {"color", "shape", "relation", "chart_max", "chart_min"}
+    for t in with_rationale:
+        assert (t.answer == "yes") == (f" {t.rationale} " in f" {t.question.rstrip('?')} "), (t.question, t.rationale)
+    assert all(not t.rationale for _, t in mixed_tasks if t.answer_kind != "yesno" or t.task_type == "exists")
+
+
+def test_yesno_chain_teaches_the_rationale_first_and_leaves_other_mixes_alone():
+    from models.formats import extract_answer
+    from recipes.core.bootstrap import solver_examples
+    from retrieval.world.tasks import MIXES
+
+    chained = TaskMix.from_dict({**MIXES["all"].to_dict(), "yesno_chain": True})
+    assert "yesno_chain" not in MIXES["all"].to_dict() and chained.to_dict()["yesno_chain"] is True
+    plain = solver_examples(sample_world(40, seed=5), random.Random(1), MIXES["all"])
+    chain = solver_examples(sample_world(40, seed=5), random.Random(1), chained)
+    assert [e.prompt for e in plain] == [e.prompt for e in chain]  # the same questions: only replies differ
+    changed = [(p, c) for p, c in zip(plain, chain) if p.target != c.target]
+    assert changed and all(c.answer_kind == "yesno" for _, c in changed)
+    for p, c in changed:
+        stated = c.target.split(" \\boxed{")[0]
+        assert c.target.endswith(p.target) and stated and stated != c.target
+        assert extract_answer(c.target, None, "yesno")[0] == c.answer  # the reply is still read as its answer
+
+
 def test_open_and_yesno_tasks_have_no_options(mixed_tasks):
     for _, t in mixed_tasks:
         if t.answer_kind != "mc":
