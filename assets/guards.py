@@ -21,6 +21,7 @@ from assets.resources import ComputeResource, ZeroforgeHome
 from assets.store import IterationStore, iteration_key, parse_iteration
 from evaluation.multiple_choice import image_dependence
 from evaluation.plots import answer_histogram, png_markdown
+from evaluation.report import EvalReport, paired_change
 from models.files import atomic_write_json
 from models.generation import TransformersEngine
 from models.loading import load_vlm
@@ -43,8 +44,10 @@ CHECKS = {
                                 "entropy fell below guards.min_entropy_ratio of theirs. Then: do not chain from this "
                                 "checkpoint; rerun with fewer Solver steps, a lower learning_rate or a narrower band."),
     "solver_did_not_unlearn": ("flip_rate", "Held-out questions flipped right -> wrong vs wrong -> right against the parent "
-                               "(exact McNemar test): fails when the Solver loses significantly more than it gains. Then: "
-                               "keep the parent; rerun with fewer steps or a higher band floor."),
+                               "(exact McNemar test), on the 4-option held-out set and on every configured benchmark (each "
+                               "answer form): fails when the Solver loses significantly more than it gains on any of them "
+                               "(Bonferroni over the sets). Then: keep the parent; rerun with fewer steps or a higher band "
+                               "floor."),
 }
 BASE_CHECK = ("base_model_is_above_chance", "The base model's held-out accuracy with its 95% interval: fails when the "
               "lower bound is not above chance (a base at chance cannot self-evolve). Then: rebuild it with more "
@@ -72,6 +75,16 @@ def failed_blocking_guards(store: IterationStore, recipe: str, partition: str | 
 def _parent_key(partition: str) -> str | None:
     n = parse_iteration(partition)
     return iteration_key(n - 1) if n > 1 else None
+
+
+def benchmark_changes(store: IterationStore, recipe: str, partition: str) -> dict[str, dict]:
+    """{benchmark: paired change against the parent} of the configured benchmarks both reports hold."""
+    cur_dir, prev_dir = store.eval_dir(recipe, partition), store.parent_eval_dir(recipe, partition)
+    if not ((cur_dir / "report.json").is_file() and (prev_dir / "report.json").is_file()):
+        return {}
+    cur, prev = EvalReport.load(cur_dir), EvalReport.load(prev_dir)
+    changes = {name: paired_change(prev.results[name], r) for name, r in cur.results.items() if name in prev.results}
+    return {name: {k: ch[k] for k in ("n", "gained", "lost")} for name, ch in changes.items() if ch}
 
 
 def build_guard_checks(recipe: str, task_set: dg.AssetsDefinition, benchmark_scores: dg.AssetsDefinition, parts,
@@ -117,9 +130,11 @@ def build_guard_checks(recipe: str, task_set: dg.AssetsDefinition, benchmark_sco
                     additional_ins=config_in, description=CHECKS["solver_did_not_unlearn"][1])
     def flips(context: dg.AssetCheckExecutionContext, benchmark_scores: dict, loop: LoopConfig,
               home: ZeroforgeHome) -> dg.AssetCheckResult:
+        store = IterationStore(home.path)
         result = g.flip_rate(benchmark_scores["procedural"]["predictions"],
-                             benchmark_scores["parent_procedural"]["predictions"], loop.guards)
-        return check_result(IterationStore(home.path), recipe, context.partition_key, result, loop.guards.blocking)
+                             benchmark_scores["parent_procedural"]["predictions"], loop.guards,
+                             benchmark_changes(store, recipe, context.partition_key))
+        return check_result(store, recipe, context.partition_key, result, loop.guards.blocking)
 
     return [labels, task_format, collapse, flips]
 

@@ -18,7 +18,11 @@ config refuse to go on after a failed *blocking* guard.
   iteration's, or when the loop's labels disagree with the Solver's own votes
   (a labeling bug);
 - `flip_rate`: right -> wrong vs wrong -> right against the parent on the same
-  questions (an exact McNemar test); fails when losses significantly exceed gains;
+  questions (an exact McNemar test), on the 4-option held-out set and on every
+  configured benchmark (each answer form: a Solver trained on 4-option questions
+  can unlearn the open ones); fails when losses significantly exceed gains on
+  any of them (Bonferroni over the sets, so a blocking guard does not stop a
+  chain more often than `alpha` by chance);
 - `task_format`: the task makers' malformed rate and the share of degenerate
   tasks (duplicates, answers given away in the question);
 - `base_above_chance`: the base model's held-out accuracy, lower bound above chance.
@@ -139,19 +143,32 @@ def label_quality(audit: dict, parent_audit: dict | None, chance: float, cfg: Gu
                        metrics)
 
 
-def flip_rate(current: Sequence[dict], parent: Sequence[dict], cfg: GuardConfig) -> GuardResult:
-    """Right -> wrong against wrong -> right, paired on the same held-out questions."""
+def flip_rate(current: Sequence[dict], parent: Sequence[dict], cfg: GuardConfig,
+              benchmarks: dict[str, dict] | None = None) -> GuardResult:
+    """Right -> wrong against wrong -> right, paired on the same held-out questions.
+
+    `benchmarks` adds the configured benchmarks' paired changes against the parent ({name: {"n", "gained",
+    "lost"}}, `evaluation.report.paired_change`); each set is tested at alpha / (number of sets)."""
     pairs = [(p["greedy"] == p["gold"], c["greedy"] == c["gold"]) for c, p in zip(current, parent)]
     gains = sum(1 for b, a in pairs if a and not b)
     losses = sum(1 for b, a in pairs if b and not a)
-    p = mcnemar_losses_p(gains, losses)
+    sets = {"held-out 4-option": {"n": len(pairs), "gained": gains, "lost": losses}, **(benchmarks or {})}
+    level = cfg.alpha / len(sets)
+    per_set = {name: {**ch, "p_more_losses": round(mcnemar_losses_p(ch["gained"], ch["lost"]), 5)} for name, ch in sets.items()}
+    p = per_set["held-out 4-option"]["p_more_losses"]
     metrics = {"right_to_wrong": losses, "wrong_to_right": gains, "n": len(pairs), "p_more_losses": round(p, 5),
-               "flip_rate": round((gains + losses) / max(1, len(pairs)), 4)}
-    if p < cfg.alpha:
-        return GuardResult("flip_rate", False, f"The Solver lost {losses} held-out questions its parent answered right and "
-                           f"gained {gains} (p={p:.3g}): it unlearns faster than it learns. Keep the parent; rerun with fewer "
-                           "steps or a higher band floor.", metrics)
-    return GuardResult("flip_rate", True, f"{gains} gained, {losses} lost against the parent (n={len(pairs)}, p={p:.3g})", metrics)
+               "flip_rate": round((gains + losses) / max(1, len(pairs)), 4), "alpha_per_set": round(level, 5),
+               "sets": per_set}
+    unlearned = [(name, ch) for name, ch in per_set.items() if ch["p_more_losses"] < level]
+    if unlearned:
+        which = "; ".join(f"{name}: {ch['lost']} lost, {ch['gained']} gained of {ch['n']} (p={ch['p_more_losses']:.3g})"
+                          for name, ch in unlearned)
+        return GuardResult("flip_rate", False, f"The Solver lost significantly more questions its parent answered right than "
+                           f"it gained ({which}; each set at p < {level:.3g}): it unlearns faster than it learns. Keep the "
+                           "parent; rerun with fewer steps or a higher band floor.", metrics)
+    return GuardResult("flip_rate", True, "; ".join(f"{name}: +{ch['gained']}/-{ch['lost']} (n={ch['n']}, "
+                                                     f"p={ch['p_more_losses']:.3g})" for name, ch in per_set.items())
+                       + " against the parent", metrics)
 
 
 def task_format(reasons: Sequence[str], degenerate: int, well_formed: int, cfg: GuardConfig) -> GuardResult:

@@ -73,6 +73,8 @@ def test_two_iterations_and_the_guard(smoke_home):
     # a healthy smoke iteration passes every guard
     guards = ("pseudo_labels_are_trustworthy", "task_makers_keep_the_format", "solver_did_not_collapse", "solver_did_not_unlearn")
     assert all(checks[name] is True for name in guards), {name: checks.get(name) for name in guards}
+    flips = store.guard_results("vzero", "iter-0001")["flip_rate"]["metrics"]["sets"]
+    assert "held-out 4-option" in flips and len(flips) > 1  # every configured benchmark, paired against the parent
     assert md["vzero/benchmark_scores"]["n"] > 0 and store.base_scores_path("vzero").is_file()
 
     r2 = run_iteration(instance, "vzero", 2)  # no overrides: iteration 2 starts from iteration 1's frozen config

@@ -66,6 +66,25 @@ def test_flip_rate_table(gains, losses, fails):
     assert r.passed is not fails
 
 
+def test_flip_rate_sees_a_benchmark_the_four_option_set_does_not():
+    """The open form eroding while the 4-option set holds (the loop's measured failure) fails the guard."""
+    steady = [{"greedy": "A", "gold": "A"}] * 30 + [{"greedy": "B", "gold": "A"}] * 10
+    eroded = {"procedural_open": {"n": 387, "gained": 17, "lost": 38}, "procedural_yesno": {"n": 278, "gained": 3, "lost": 4}}
+    r = g.flip_rate(steady, steady, CFG, eroded)
+    assert not r.passed and "procedural_open: 38 lost, 17 gained of 387" in r.message
+    assert "procedural_yesno" not in r.message and r.metrics["alpha_per_set"] == pytest.approx(CFG.alpha / 3, abs=1e-5)
+    assert g.flip_rate(steady, steady, CFG).passed  # blind to it without the benchmarks
+
+
+def test_flip_rate_tests_each_set_at_a_bonferroni_level():
+    steady = [{"greedy": "A", "gold": "A"}] * 40
+    # 4 gained, 13 lost: p ~ 0.025, significant alone, not at 0.05 / 3
+    marginal = {"a": {"n": 300, "gained": 4, "lost": 13}, "b": {"n": 300, "gained": 5, "lost": 5}}
+    r = g.flip_rate(steady, steady, CFG, marginal)
+    assert 0.05 / 3 < r.metrics["sets"]["a"]["p_more_losses"] < 0.05 and r.passed
+    assert not g.flip_rate(steady, steady, CFG, {"a": marginal["a"]}).passed  # two sets: p = 0.0245 < 0.05 / 2
+
+
 def test_task_format_and_answers_given_away():
     assert g.gives_answer_away("Is the red circle red?", ["red", "blue", "green", "pink"], "A")
     assert not g.gives_answer_away("What color is the circle?", ["red", "blue", "green", "pink"], "A")
