@@ -46,3 +46,16 @@ def test_the_address_changes_with_the_torch_thread_count():
         assert build.fingerprint() == one
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_base_card_scores_each_form_on_the_harness_questions():
+    """The card's yes/no and open held-out questions are the ones `procedural_yesno` / `procedural_open` ask,
+    so the base's card and the leaderboard report the same figure for each form."""
+    from evaluation.procedural import procedural_samples
+    from recipes.core.bootstrap import bootstrap_datasets
+
+    _, held_out = bootstrap_datasets(4, 20, 0, [], task_mix="all")
+    for kind in ("yesno", "open"):
+        card = [(e.prompt.splitlines()[0], e.answer) for e in held_out if e.answer_kind == kind]
+        harness = [(s.question, s.answer) for s in procedural_samples(20, kind=kind)]
+        assert card and card == harness
