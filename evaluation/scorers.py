@@ -19,7 +19,7 @@ of correct answers, a seeded bootstrap for F1 and MME sums.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -442,3 +442,21 @@ class ProceduralAnswerScorer(ProceduralScorer):
     def judge_reply(self, s: BenchSample, reply: str, judge: Judge | None = None) -> Judgement:
         value, _ = extract_answer(reply, None, self.kind)  # None: no box, or (yes/no) a box holding neither word
         return Judgement(value, value is not None and value == normalize_answer(s.answer), "boxed_answer" if value else "none")
+
+    def aggregate(self, samples, judgements, seed: int = 0) -> Aggregate:
+        """Besides accuracy, the two figures that tell a prior from an answer on a yes/no (or open) set:
+
+        - `constant_answer`: the accuracy of always giving the set's most common right answer (for yes/no
+          the share of "no" or of "yes"): what a model that never looks at the image scores;
+        - `top_reply_share`: how many replies are the model's most frequent one. A share near 1 is a
+          constant answer, whatever the accuracy next to it says.
+        """
+        agg = super().aggregate(samples, judgements, seed)
+        golds = [normalize_answer(x.answer) for x in samples]
+        if golds:
+            common = Counter(golds).most_common(1)[0][0]
+            agg.sub_scores["constant_answer"] = Score.of_flags(g == common for g in golds).to_dict()
+            replies = [j.extracted or "(none)" for j in judgements]
+            top = Counter(replies).most_common(1)[0][0]
+            agg.sub_scores["top_reply_share"] = {**Score.of_flags(r == top for r in replies).to_dict(), "reply": top}
+        return agg

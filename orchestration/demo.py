@@ -96,7 +96,20 @@ def benchmark_sentence(store: IterationStore, recipe: str, keys: list[str]) -> s
             lost += [name] if bad else []
     verdict = (f"lost significantly on {', '.join(lost)} (benchmark_scores_did_not_regress warns)" if lost
                else "no benchmark lost significantly")
-    return f"\n{keys[-1]} vs base on every benchmark (same questions; gained/lost, one-sided McNemar p): {verdict}\n" + "\n".join(parts)
+    notes = [constant_answer_note(who, name, r) for who, report in (("base", base), (keys[-1], last))
+             for name, r in report.results.items()]
+    return (f"\n{keys[-1]} vs base on every benchmark (same questions; gained/lost, one-sided McNemar p): {verdict}\n"
+            + "\n".join(parts + [n for n in notes if n]))
+
+
+def constant_answer_note(who: str, name: str, result, threshold: float = 0.95) -> str:
+    """A line when a model gives one reply to (nearly) every question of a benchmark: its score is then the set's prior."""
+    top, const = result.sub_scores.get("top_reply_share"), result.sub_scores.get("constant_answer")
+    if not top or float(top["score"]) < threshold:
+        return ""
+    prior = f" (always giving the most common right answer scores {float(const['score']):.3f})" if const else ""
+    return (f"  {who} answers {top.get('reply')!r} to {float(top['score']):.0%} of {name}: a constant answer, so its "
+            f"{result.score:.3f} is the set's answer prior{prior}, not a reading of the images")
 
 
 def format_table(rows: list[dict]) -> str:

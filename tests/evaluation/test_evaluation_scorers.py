@@ -205,6 +205,31 @@ def test_procedural_yes_no_and_open_sets_are_asked_and_read_as_the_warm_start_te
         type(scorer)("mc")
 
 
+def test_a_constant_yes_no_answer_is_named_beside_its_accuracy():
+    """55% on yes/no by always saying "no" looks above chance; the sub-scores say it is the set's prior."""
+    from evaluation.benchmarks import open_benchmark
+    from orchestration.demo import constant_answer_note
+
+    yn = open_benchmark("procedural_yesno", "20")
+    scorer, samples = yn.spec.scorer, yn.samples
+    share_no = sum(x.answer == "no" for x in samples) / len(samples)
+    always_no = [scorer.judge_reply(x, "\\boxed{no}") for x in samples]
+    agg = scorer.aggregate(samples, always_no)
+    assert agg.main.value == pytest.approx(share_no)
+    assert agg.sub_scores["top_reply_share"]["score"] == 1.0 and agg.sub_scores["top_reply_share"]["reply"] == "no"
+    assert agg.sub_scores["constant_answer"]["score"] == pytest.approx(max(share_no, 1 - share_no), abs=1e-4)
+    right = scorer.aggregate(samples, [scorer.judge_reply(x, f"\\boxed{{{x.answer}}}") for x in samples])
+    assert right.main.value == 1.0 and right.sub_scores["top_reply_share"]["score"] < 0.95
+
+    class Result:  # what the demo reads of a benchmark result
+        def __init__(self, agg):
+            self.score, self.sub_scores = agg.main.value, agg.sub_scores
+
+    note = constant_answer_note("base", "procedural_yesno", Result(agg))
+    assert "answers 'no' to 100% of procedural_yesno" in note and "answer prior" in note
+    assert constant_answer_note("base", "procedural_yesno", Result(right)) == ""
+
+
 def test_judgements_say_where_the_answer_was_found():
     opts = {"A": "cat", "B": "dog"}
     mc = MultipleChoiceScorer()
