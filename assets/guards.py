@@ -44,10 +44,10 @@ CHECKS = {
                                 "entropy fell below guards.min_entropy_ratio of theirs. Then: do not chain from this "
                                 "checkpoint; rerun with fewer Solver steps, a lower learning_rate or a narrower band."),
     "solver_did_not_unlearn": ("flip_rate", "Held-out questions flipped right -> wrong vs wrong -> right against the parent "
-                               "(exact McNemar test), on the 4-option held-out set and on every configured benchmark (each "
-                               "answer form): fails when the Solver loses significantly more than it gains on any of them "
-                               "(Bonferroni over the sets). Then: keep the parent; rerun with fewer steps or a higher band "
-                               "floor."),
+                               "and, from iteration 2, against the base (exact McNemar test), on the 4-option held-out set "
+                               "and on every configured benchmark (each answer form): fails when the Solver loses "
+                               "significantly more than it gains on any of them (Bonferroni over the sets). Then: keep the "
+                               "parent; rerun with fewer steps or a higher band floor."),
 }
 BASE_CHECK = ("base_model_is_above_chance", "The base model's held-out accuracy with its 95% interval: fails when the "
               "lower bound is not above chance (a base at chance cannot self-evolve). Then: rebuild it with more "
@@ -78,13 +78,22 @@ def _parent_key(partition: str) -> str | None:
 
 
 def benchmark_changes(store: IterationStore, recipe: str, partition: str) -> dict[str, dict]:
-    """{benchmark: paired change against the parent} of the configured benchmarks both reports hold."""
-    cur_dir, prev_dir = store.eval_dir(recipe, partition), store.parent_eval_dir(recipe, partition)
-    if not ((cur_dir / "report.json").is_file() and (prev_dir / "report.json").is_file()):
+    """{benchmark: paired change against the parent, "<benchmark> vs base": against the base (from iteration 2)}
+    of the configured benchmarks both reports hold."""
+    cur_dir, prev_dir, base_dir = store.eval_dir(recipe, partition), store.parent_eval_dir(recipe, partition), store.base_eval_dir(recipe)
+    if not (cur_dir / "report.json").is_file():
         return {}
-    cur, prev = EvalReport.load(cur_dir), EvalReport.load(prev_dir)
-    changes = {name: paired_change(prev.results[name], r) for name, r in cur.results.items() if name in prev.results}
-    return {name: {k: ch[k] for k in ("n", "gained", "lost")} for name, ch in changes.items() if ch}
+    cur = EvalReport.load(cur_dir)
+    out: dict[str, dict] = {}
+    for before_dir, suffix in ((prev_dir, ""), (base_dir, " vs base")):
+        if (suffix and before_dir == prev_dir) or not (before_dir / "report.json").is_file():
+            continue  # iteration 1: the parent is the base
+        before = EvalReport.load(before_dir)
+        for name, r in cur.results.items():
+            ch = paired_change(before.results[name], r) if name in before.results else None
+            if ch:
+                out[name + suffix] = {k: ch[k] for k in ("n", "gained", "lost")}
+    return out
 
 
 def build_guard_checks(recipe: str, task_set: dg.AssetsDefinition, benchmark_scores: dg.AssetsDefinition, parts,
@@ -131,9 +140,13 @@ def build_guard_checks(recipe: str, task_set: dg.AssetsDefinition, benchmark_sco
     def flips(context: dg.AssetCheckExecutionContext, benchmark_scores: dict, loop: LoopConfig,
               home: ZeroforgeHome) -> dg.AssetCheckResult:
         store = IterationStore(home.path)
+        key, base_path = context.partition_key, store.base_scores_path(recipe)
+        # from iteration 2 on, the same questions against the base too: a drift of in-noise steps adds up there
+        base = (store.read_json(base_path)["procedural"].get("predictions")
+                if parse_iteration(key) > 1 and base_path.is_file() else None)
         result = g.flip_rate(benchmark_scores["procedural"]["predictions"],
                              benchmark_scores["parent_procedural"]["predictions"], loop.guards,
-                             benchmark_changes(store, recipe, context.partition_key))
+                             benchmark_changes(store, recipe, key), base)
         return check_result(store, recipe, context.partition_key, result, loop.guards.blocking)
 
     return [labels, task_format, collapse, flips]

@@ -17,12 +17,13 @@ config refuse to go on after a failed *blocking* guard.
   bound is not above chance, when it fell significantly from the parent
   iteration's, or when the loop's labels disagree with the Solver's own votes
   (a labeling bug);
-- `flip_rate`: right -> wrong vs wrong -> right against the parent on the same
-  questions (an exact McNemar test), on the 4-option held-out set and on every
-  configured benchmark (each answer form: a Solver trained on 4-option questions
-  can unlearn the open ones); fails when losses significantly exceed gains on
-  any of them (Bonferroni over the sets, so a blocking guard does not stop a
-  chain more often than `alpha` by chance);
+- `flip_rate`: right -> wrong vs wrong -> right on the same questions (an exact
+  McNemar test), against the parent and, from iteration 2, against the base, on
+  the 4-option held-out set and on every configured benchmark (each answer
+  form: a Solver trained on 4-option questions can unlearn the open ones; a
+  drift of several in-noise steps shows only against the base); fails when
+  losses significantly exceed gains on any of them (Bonferroni over the sets,
+  so a blocking guard does not stop a chain more often than `alpha` by chance);
 - `task_format`: the task makers' malformed rate and the share of degenerate
   tasks (duplicates, answers given away in the question);
 - `base_above_chance`: the base model's held-out accuracy, lower bound above chance.
@@ -143,32 +144,40 @@ def label_quality(audit: dict, parent_audit: dict | None, chance: float, cfg: Gu
                        metrics)
 
 
+def _flips(current: Sequence[dict], before: Sequence[dict]) -> dict:
+    pairs = [(b["greedy"] == b["gold"], c["greedy"] == c["gold"]) for c, b in zip(current, before)]
+    return {"n": len(pairs), "gained": sum(1 for b, a in pairs if a and not b), "lost": sum(1 for b, a in pairs if b and not a)}
+
+
 def flip_rate(current: Sequence[dict], parent: Sequence[dict], cfg: GuardConfig,
-              benchmarks: dict[str, dict] | None = None) -> GuardResult:
+              benchmarks: dict[str, dict] | None = None, base: Sequence[dict] | None = None) -> GuardResult:
     """Right -> wrong against wrong -> right, paired on the same held-out questions.
 
-    `benchmarks` adds the configured benchmarks' paired changes against the parent ({name: {"n", "gained",
-    "lost"}}, `evaluation.report.paired_change`); each set is tested at alpha / (number of sets)."""
-    pairs = [(p["greedy"] == p["gold"], c["greedy"] == c["gold"]) for c, p in zip(current, parent)]
-    gains = sum(1 for b, a in pairs if a and not b)
-    losses = sum(1 for b, a in pairs if b and not a)
-    sets = {"held-out 4-option": {"n": len(pairs), "gained": gains, "lost": losses}, **(benchmarks or {})}
+    `base` (the base model's predictions on the same questions, from iteration 2 on) adds the set
+    "held-out 4-option vs base"; `benchmarks` adds the configured benchmarks' paired changes ({name: {"n",
+    "gained", "lost"}}, `evaluation.report.paired_change`; a name ending in " vs base" is against the base,
+    any other against the parent). Each set is tested at alpha / (number of sets)."""
+    flips = _flips(current, parent)
+    gains, losses = flips["gained"], flips["lost"]
+    sets = {"held-out 4-option": flips, **({"held-out 4-option vs base": _flips(current, base)} if base else {}),
+            **(benchmarks or {})}
     level = cfg.alpha / len(sets)
     per_set = {name: {**ch, "p_more_losses": round(mcnemar_losses_p(ch["gained"], ch["lost"]), 5)} for name, ch in sets.items()}
     p = per_set["held-out 4-option"]["p_more_losses"]
-    metrics = {"right_to_wrong": losses, "wrong_to_right": gains, "n": len(pairs), "p_more_losses": round(p, 5),
-               "flip_rate": round((gains + losses) / max(1, len(pairs)), 4), "alpha_per_set": round(level, 5),
+    metrics = {"right_to_wrong": losses, "wrong_to_right": gains, "n": flips["n"], "p_more_losses": round(p, 5),
+               "flip_rate": round((gains + losses) / max(1, flips["n"]), 4), "alpha_per_set": round(level, 5),
                "sets": per_set}
     unlearned = [(name, ch) for name, ch in per_set.items() if ch["p_more_losses"] < level]
     if unlearned:
         which = "; ".join(f"{name}: {ch['lost']} lost, {ch['gained']} gained of {ch['n']} (p={ch['p_more_losses']:.3g})"
                           for name, ch in unlearned)
-        return GuardResult("flip_rate", False, f"The Solver lost significantly more questions its parent answered right than "
-                           f"it gained ({which}; each set at p < {level:.3g}): it unlearns faster than it learns. Keep the "
-                           "parent; rerun with fewer steps or a higher band floor.", metrics)
+        return GuardResult("flip_rate", False, f"The Solver lost significantly more questions than it gained against its "
+                           f"parent or the base ({which}; each set at p < {level:.3g}): it unlearns faster than it learns. "
+                           "Keep the parent (or the last iteration that held against the base); rerun with fewer steps "
+                           "or a higher band floor.", metrics)
     return GuardResult("flip_rate", True, "; ".join(f"{name}: +{ch['gained']}/-{ch['lost']} (n={ch['n']}, "
                                                      f"p={ch['p_more_losses']:.3g})" for name, ch in per_set.items())
-                       + " against the parent", metrics)
+                       + " (against the parent unless 'vs base')", metrics)
 
 
 def task_format(reasons: Sequence[str], degenerate: int, well_formed: int, cfg: GuardConfig) -> GuardResult:

@@ -83,6 +83,9 @@ def test_two_iterations_and_the_guard(smoke_home):
     assert md2["vzero/iteration_config"]["inherited_from"] == "iter-0001" and frozen(home, "iter-0002")["config"]["m"] == 3
     assert md2["vzero/solver_checkpoint"]["parent"] == "vzero/iter-0001/solver"
     assert md2["vzero/benchmark_scores"]["parent_greedy_accuracy"] == md["vzero/benchmark_scores"]["greedy_accuracy"]
+    flips2 = store.guard_results("vzero", "iter-0002")["flip_rate"]["metrics"]["sets"]
+    assert "held-out 4-option vs base" in flips2 and any(k.endswith(" vs base") and k.startswith("procedural") for k in flips2)
+    assert not any(k.endswith(" vs base") for k in flips)  # iteration 1: the parent is the base
     assert sorted(instance.get_dynamic_partitions("vzero_iterations")) == ["iter-0001", "iter-0002", "iter-0003"]
 
 

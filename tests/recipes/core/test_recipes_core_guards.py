@@ -76,6 +76,19 @@ def test_flip_rate_sees_a_benchmark_the_four_option_set_does_not():
     assert g.flip_rate(steady, steady, CFG).passed  # blind to it without the benchmarks
 
 
+def test_flip_rate_against_the_base_sees_a_drift_of_in_noise_steps():
+    """Each step loses a few questions more than it gains (within noise against the parent); the base sees the sum."""
+    right = {"greedy": "A", "gold": "A"}
+    wrong = {"greedy": "B", "gold": "A"}
+    base = [right] * 30 + [wrong] * 70
+    parent = [wrong] * 4 + [right] * 26 + [wrong] * 70  # iteration 1: 4 lost (p = 0.0625)
+    current = [wrong] * 8 + [right] * 22 + [wrong] * 70  # iteration 2: 4 more lost, 8 against the base
+    assert g.flip_rate(current, parent, CFG).passed  # each step is within noise
+    r = g.flip_rate(current, parent, CFG, base=base)
+    assert r.metrics["sets"]["held-out 4-option vs base"] == {"n": 100, "gained": 0, "lost": 8, "p_more_losses": 0.00391}
+    assert not r.passed and "held-out 4-option vs base: 8 lost" in r.message  # p = 0.0039 < 0.05 / 2
+
+
 def test_flip_rate_tests_each_set_at_a_bonferroni_level():
     steady = [{"greedy": "A", "gold": "A"}] * 40
     # 4 gained, 13 lost: p ~ 0.025, significant alone, not at 0.05 / 3
