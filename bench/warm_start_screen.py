@@ -77,7 +77,7 @@ def main() -> None:
     spec = TINY_SPECS[args.size]
     spec = dataclasses.replace(spec, patch_size=args.patch or spec.patch_size, merge_size=args.merge or spec.merge_size)
     out = Path(tempfile.mkdtemp(prefix="zf-screen-"))
-    build_tiny_vlm(out, tokenizer_corpus(train + cur + val), spec)
+    build_tiny_vlm(out, tokenizer_corpus(train + cur), spec)  # as build_base_model: never the scored questions
     model, proc = load_vlm(out, device="cpu", dtype=torch.float32)
     result = {"args": vars(args), "spec": dataclasses.asdict(spec), "train_examples": len(train) + len(cur),
               "val_questions": len(val), "evals": []}

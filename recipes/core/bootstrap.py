@@ -224,7 +224,9 @@ def build_base_model(out_dir: str | Path, cfg: BaseModelBuild, progress: bool = 
     curriculum = curriculum_examples(cfg.curriculum_images, cfg.seed) if cfg.curriculum_images else []
     if cfg.warm_start.curriculum_steps and not curriculum:
         raise ValueError("warm_start.curriculum_steps needs curriculum_images > 0")
-    summary = build_tiny_vlm(out, tokenizer_corpus(train + curriculum + held_out), TINY_SPECS[cfg.size])
+    # the tokenizer learns from what trains only: the held-out questions must not shape the model (a BPE over
+    # them gave the base other merges, hence other weights, whenever the held-out draw changed)
+    summary = build_tiny_vlm(out, tokenizer_corpus(train + curriculum), TINY_SPECS[cfg.size])
     model, processor = load_vlm(out, device="cpu", dtype=torch.float32)
     history = supervised_finetune(model, processor, train + curriculum, cfg.warm_start, progress=progress, curriculum=curriculum)
     model.save_pretrained(out)
