@@ -467,10 +467,9 @@ def cmd_loop(args) -> dict:
           f"the same asked openly {fmt(acc(base_open_ok))}", flush=True)
     hp = hyperparams(args)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.work:
-            tmp = args.work
-            Path(tmp).mkdir(parents=True, exist_ok=True)
-        arms = run_iterations(args, Path(args.base), Path(tmp), mix, hp, view_cfg, clock, eval_qs, base_ok, base_open_ok)
+        work = Path(args.work or tmp)  # --work keeps every checkpoint
+        work.mkdir(parents=True, exist_ok=True)
+        arms = run_iterations(args, Path(args.base), work, mix, hp, view_cfg, clock, eval_qs, base_ok, base_open_ok)
     report = {"machine": _common.machine(), "args": vars(args), "hyperparams": hp.to_dict(), "eval_n": len(eval_qs),
               "base": {"greedy": acc(base_ok), "by_type": by_type(eval_qs, base_ok), "open": acc(base_open_ok)}, "arms": arms,
               "phases": clock.phases, "load": loadavg()}
